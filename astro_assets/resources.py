@@ -1,0 +1,107 @@
+"""Resources: the storage root, the keyword report source, the Spark session and the bid policy.
+
+All defaults come from :mod:`astro_assets.settings` (environment variables), so the same definitions
+run on a laptop (``local[*]``, files under ``data/``) and on a cluster (``ASTRO_SPARK_MASTER``,
+``ASTRO_DATA_DIR`` on storage every node sees).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+from dagster_pyspark import PySparkResource
+
+from astro_assets import synthetic
+from astro_assets.settings import Settings
+from astro_assets.storage import DataLayout
+
+
+class AstroStorage(dg.ConfigurableResource):
+    """Root folder of every asset (``ASTRO_DATA_DIR``)."""
+
+    data_dir: str = "data"
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir)
+
+
+class SyntheticKeywordSource(dg.ConfigurableResource):
+    """The embedded keyword report source: a deterministic generator (same seed and day, same rows)."""
+
+    seed: int = 7
+    keywords: int = 100_000
+
+    def keyword_report(self, day: dt.date) -> pa.Table:
+        return synthetic.keyword_report(self.seed, self.keywords, day)
+
+    def expected_value_per_click(self, day: dt.date) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Ground truth: keyword ids -> true expected value per click on ``day`` (None for real data)."""
+        values = synthetic.expected_value_per_click(self.seed, self.keywords, day)
+        return lambda keyword_ids: values[synthetic.keyword_index(keyword_ids)]
+
+
+class BidPolicy(dg.ConfigurableResource):
+    """How a predicted value per click becomes a max CPC (account currency)."""
+
+    target_margin: float = 0.2
+    floor: float = 0.05
+    ceiling: float = 25.0
+    currency_unit: float = 0.01
+
+    def validate(self) -> None:
+        if not 0.0 <= self.target_margin < 1.0:
+            raise ValueError(f"target_margin={self.target_margin} must be in [0, 1)")
+        if not 0.0 < self.floor <= self.ceiling:
+            raise ValueError(f"floor={self.floor} and ceiling={self.ceiling} need 0 < floor <= ceiling")
+        if self.currency_unit <= 0:
+            raise ValueError(f"currency_unit={self.currency_unit} must be positive")
+
+
+class ScoringSettings(dg.ConfigurableResource):
+    """How prediction is spread over Spark tasks (``ASTRO_ROWS_PER_SCORING_PARTITION``)."""
+
+    rows_per_partition: int = 250_000
+
+
+def spark_config(settings: Settings) -> dict[str, Any]:
+    """The Spark settings that matter, in one place (README "Sizing" explains each)."""
+    config: dict[str, Any] = {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "astro",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.shuffle.partitions": settings.spark_shuffle_partitions,
+        "spark.sql.execution.arrow.maxRecordsPerBatch": settings.arrow_batch_rows,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.python.worker.reuse": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    }
+    if settings.spark_master.startswith("local"):
+        # Local mode: stay on loopback and run the workers with this interpreter.
+        config["spark.driver.host"] = "127.0.0.1"
+        config["spark.driver.bindAddress"] = "127.0.0.1"
+        config["spark.pyspark.python"] = sys.executable
+    return config
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    if settings.spark_master.startswith("local"):
+        # Local Python workers run this interpreter (the one with onnxruntime installed).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return {
+        "storage": AstroStorage(data_dir=settings.data_dir),
+        "keyword_source": SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords),
+        "pyspark": PySparkResource(spark_config=spark_config(settings)),
+        "bid_policy": BidPolicy(),
+        "scoring_settings": ScoringSettings(rows_per_partition=settings.rows_per_scoring_partition),
+    }
