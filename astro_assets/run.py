@@ -43,57 +43,69 @@ def days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def materialize_day(day: dt.date, settings, instance: dg.DagsterInstance, retrain: bool = False,
+                    log=print) -> list[dg.AssetCheckEvaluation]:
+    """Materialise ``day`` end to end; returns the evaluations of the checks run on ``day``."""
+    from astro_assets.definitions import ASSETS, defs  # loads Spark, torch and GX: after the checks
+
+    layout = DataLayout(settings.data_dir)
+    need_model = retrain or not layout.onnx_model().exists()
+    feature_days = days(day - dt.timedelta(days=TRAINING_DAYS + 1), day) if need_model else [day]
+    raw_days = days(feature_days[0] - dt.timedelta(days=LAGS - 1), day)
+    everything = [*ASSETS, *(defs.asset_checks or [])]
+    evaluations: list[dg.AssetCheckEvaluation] = []
+
+    def run(selection: dg.AssetSelection, partition: str | None = None, config: dict | None = None) -> None:
+        result = dg.materialize(everything, selection=selection, partition_key=partition, instance=instance,
+                                resources=defs.resources, run_config=config or {}, tags={"astro/spark": "true"})
+        evaluations.extend(result.get_asset_check_evaluations())
+
+    log(f"astro: {settings.keywords:,} keywords, data in {layout.root}, bidding from {day}")
+    have = set(layout.existing_days("raw_features"))
+    history = [d for d in raw_days if d != day and d not in have]
+    for i, d in enumerate(history, 1):
+        log(f"astro: raw history {i}/{len(history)}: {d}")
+        run(dg.AssetSelection.assets("raw_features").without_checks(), d.isoformat())
+    log(f"astro: raw features for {day}")
+    run(dg.AssetSelection.assets("raw_features"), day.isoformat())
+    have = set(layout.existing_days("preprocessed_features"))
+    history = [d for d in feature_days if d != day and d not in have]
+    for i, d in enumerate(history, 1):
+        log(f"astro: lagged features {i}/{len(history)}: {d}")
+        run(dg.AssetSelection.assets("preprocessed_features").without_checks(), d.isoformat())
+    log(f"astro: lagged features for {day}")
+    run(dg.AssetSelection.assets("preprocessed_features"), day.isoformat())
+    if need_model:
+        window = TrainingWindow.ending(day, TRAINING_DAYS)
+        log(f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, held out {window.holdout_day}")
+        config = {"end_date": day.isoformat(), "training_days": TRAINING_DAYS}
+        run(dg.AssetSelection.assets("trained_model", "onnx_model"), config={"ops": {"trained_model": {"config": config}}})
+    log(f"astro: predictions and bids for {day}")
+    run(dg.AssetSelection.assets("daily_predictions", "bid_file"), day.isoformat())
+    return evaluations
+
+
+def instance_from_env() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--date", help="day to bid from (YYYY-MM-DD); default: yesterday, UTC")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     args = parser.parse_args(argv)
-
     try:
         settings = load_settings()
     except SettingsError as error:
         raise SystemExit(f"astro: {error}") from None
     require_java()
-    from astro_assets.definitions import ASSETS, defs  # after the checks above: loads Spark, torch, GX
-
     day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    layout = DataLayout(settings.data_dir)
-    need_model = args.retrain or not layout.onnx_model().exists()
-    feature_days = days(day - dt.timedelta(days=TRAINING_DAYS + 1), day) if need_model else [day]
-    raw_days = days(feature_days[0] - dt.timedelta(days=LAGS - 1), day)
-
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    resources = defs.resources
-    checks = list(defs.asset_checks or [])
-    everything = [*ASSETS, *checks]
     started = time.perf_counter()
-
-    def run(selection: dg.AssetSelection, partition: str | None = None, config: dict | None = None) -> None:
-        dg.materialize(everything, selection=selection, partition_key=partition, instance=instance,
-                       resources=resources, run_config=config or {}, tags={"astro/spark": "true"})
-
-    print(f"astro: {settings.keywords:,} keywords, data in {layout.root}, bidding from {day}", flush=True)
-    history = [d for d in raw_days if d != day and d not in set(layout.existing_days("raw_features"))]
-    for i, d in enumerate(history, 1):
-        print(f"astro: raw history {i}/{len(history)}: {d}", flush=True)
-        run(dg.AssetSelection.assets("raw_features").without_checks(), d.isoformat())
-    have = set(layout.existing_days("preprocessed_features"))
-    history = [d for d in feature_days if d != day and d not in have]
-    print(f"astro: raw features for {day}", flush=True)
-    run(dg.AssetSelection.assets("raw_features"), day.isoformat())
-    for i, d in enumerate(history, 1):
-        print(f"astro: lagged features {i}/{len(history)}: {d}", flush=True)
-        run(dg.AssetSelection.assets("preprocessed_features").without_checks(), d.isoformat())
-    print(f"astro: lagged features for {day}", flush=True)
-    run(dg.AssetSelection.assets("preprocessed_features"), day.isoformat())
-    if need_model:
-        window = TrainingWindow.ending(day, TRAINING_DAYS)
-        print(f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, held out {window.holdout_day}")
-        run(dg.AssetSelection.assets("trained_model", "onnx_model"),
-            config={"ops": {"trained_model": {"config": {"end_date": day.isoformat(), "training_days": TRAINING_DAYS}}}})
-    print(f"astro: predictions and bids for {day}", flush=True)
-    run(dg.AssetSelection.assets("daily_predictions", "bid_file"), day.isoformat())
-    print(f"astro: done in {time.perf_counter() - started:.0f} s; bid file: {layout.bid_file(day)}")
+    evaluations = materialize_day(day, settings, instance_from_env(), args.retrain, log=lambda m: print(m, flush=True))
+    failed = [e.check_name for e in evaluations if not e.passed]
+    print(f"astro: {len(evaluations) - len(failed)}/{len(evaluations)} checks passed"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"astro: done in {time.perf_counter() - started:.0f} s; bid file: {DataLayout(settings.data_dir).bid_file(day)}")
     return 0
 
 

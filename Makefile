@@ -1,0 +1,43 @@
+# `make run` and `make test` work on a fresh machine with Python 3.11+ and Java 17 or 21.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+
+.PHONY: setup run test checks ui bench java clean
+
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "astro: Java was not found. Spark needs Java 17 or 21: install it (Debian/Ubuntu:"; \
+	  echo "       apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) or set JAVA_HOME."; \
+	  exit 1; }
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "astro: Python 3.11+ is needed, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Materialise the newest complete day end to end (ASTRO_DATA_DIR, ASTRO_KEYWORDS honoured).
+run: java setup
+	$(BIN)/python -m astro_assets.run
+
+# The test suite, then every asset check on a freshly materialised sample partition.
+test: java setup
+	$(BIN)/python -m pytest
+	$(BIN)/python -m astro_assets.ci_checks
+
+ui: java setup
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: java setup
+	$(BIN)/python -m astro_assets.bench
+
+clean:
+	rm -rf data .pytest_cache test-artifacts
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
