@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup run test checks ui bench java clean
+.PHONY: setup run test ui java clean
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -34,9 +34,6 @@ test: java setup
 
 ui: java setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
-
-bench: java setup
-	$(BIN)/python -m astro_assets.bench
 
 clean:
 	rm -rf data .pytest_cache test-artifacts

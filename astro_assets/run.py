@@ -56,8 +56,9 @@ def materialize_day(day: dt.date, settings, instance: dg.DagsterInstance, retrai
     evaluations: list[dg.AssetCheckEvaluation] = []
 
     def run(selection: dg.AssetSelection, partition: str | None = None, config: dict | None = None) -> None:
+        run_config = {**(config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = dg.materialize(everything, selection=selection, partition_key=partition, instance=instance,
-                                resources=defs.resources, run_config=config or {}, tags={"astro/spark": "true"})
+                                resources=defs.resources, run_config=run_config, tags={"astro/spark": "true"})
         evaluations.extend(result.get_asset_check_evaluations())
 
     log(f"astro: {settings.keywords:,} keywords, data in {layout.root}, bidding from {day}")
