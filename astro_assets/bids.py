@@ -11,15 +11,14 @@ from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from dagster_pyspark import PySparkResource
-from pyspark.sql import SparkSession
+from pyarrow import csv
 
 from astro_assets.partitions import daily_partition_def, days_in
 from astro_assets.plots import histogram_markdown
-from astro_assets.preprocess import read_partition
+from astro_assets.preprocess import MissingHistoryError
 from astro_assets.resources import AstroStorage, BidPolicy
 from astro_assets.storage import DataLayout, publishing_dir, publishing_file
 
@@ -62,82 +61,101 @@ def max_cpc_units(predicted: np.ndarray, rule: BidRule) -> np.ndarray:
     return units
 
 
-def format_money(units: np.ndarray, rule: BidRule) -> np.ndarray:
+def format_money(units: np.ndarray, rule: BidRule) -> pa.Array:
+    """Whole currency units as decimal strings ("12.34"), exactly: no float formatting involved."""
     decimals = max(0, int(round(-np.log10(rule.currency_unit))))
-    return np.char.mod(f"%.{decimals}f", units * rule.currency_unit)
+    units = pa.array(np.asarray(units, dtype=np.int64))
+    if decimals == 0:
+        return pc.cast(units, pa.string())
+    scale = 10**decimals
+    whole = pc.cast(pc.divide(units, scale), pa.string())  # integer division on int64
+    fraction = pc.utf8_lpad(pc.cast(pc.subtract(units, pc.multiply(pc.divide(units, scale), scale)), pa.string()),
+                            width=decimals, padding="0")
+    return pc.binary_join_element_wise(whole, fraction, ".")
 
 
-def bid_table(keywords: pd.DataFrame, rule: BidRule) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Bids for ``keywords`` (campaign_name, ad_group_name, keyword_text, match_type,
-    predicted_value_per_click, keyword_id): the rows to upload and the counts of what was left out."""
-    units = max_cpc_units(keywords["predicted_value_per_click"].to_numpy(), rule)
-    limit = rule.break_even(keywords["predicted_value_per_click"].to_numpy())
+def bid_table(keywords: pa.Table, rule: BidRule) -> tuple[pa.Table, dict[str, int]]:
+    """Bids for ``keywords`` (keyword_id, campaign_name, ad_group_name, keyword_text, match_type,
+    predicted_value_per_click): the rows to upload (Editor columns plus keyword id, prediction and
+    bid for the audit) and the counts of what was left out."""
+    predicted = keywords.column("predicted_value_per_click").to_numpy(zero_copy_only=False).astype(np.float64)
+    units = max_cpc_units(predicted, rule)
+    limit = rule.break_even(predicted)
     bid = units > 0
-    chosen = keywords.loc[bid]
-    table = pd.DataFrame(
+    chosen = keywords.filter(pa.array(bid))
+    match = pc.index_in(chosen.column("match_type"), value_set=pa.array(list(EDITOR_MATCH_TYPES)))
+    table = pa.table(
         {
-            "keyword_id": chosen["keyword_id"].to_numpy(),
-            "Campaign": chosen["campaign_name"].to_numpy(),
-            "Ad group": chosen["ad_group_name"].to_numpy(),
-            "Keyword": chosen["keyword_text"].to_numpy(),
-            "Criterion Type": chosen["match_type"].map(EDITOR_MATCH_TYPES).to_numpy(),
+            "Campaign": chosen.column("campaign_name"),
+            "Ad group": chosen.column("ad_group_name"),
+            "Keyword": chosen.column("keyword_text"),
+            "Criterion Type": pa.array(list(EDITOR_MATCH_TYPES.values())).take(match),
             "Max CPC": format_money(units[bid], rule),
-            "max_cpc": units[bid] * rule.currency_unit,
-            "predicted_value_per_click": chosen["predicted_value_per_click"].to_numpy(),
+            "keyword_id": chosen.column("keyword_id"),
+            "predicted_value_per_click": chosen.column("predicted_value_per_click"),
+            "max_cpc": pa.array(units[bid] * rule.currency_unit),
         }
-    ).sort_values(["Campaign", "Ad group", "Keyword", "Criterion Type"], kind="stable")
+    )
     counts = {
-        "keywords": len(keywords),
+        "keywords": keywords.num_rows,
         "bids": int(bid.sum()),
         "left_out_below_floor": int((~bid & np.isfinite(limit)).sum()),
         "left_out_invalid_prediction": int((~np.isfinite(limit)).sum()),
         "capped_at_ceiling": int((limit > rule.ceiling).sum()),
     }
-    return table.reset_index(drop=True), counts
+    return table, counts
 
 
-def keywords_to_bid(spark: SparkSession, layout: DataLayout, day: dt.date) -> pd.DataFrame:
-    predictions = read_partition(spark, layout, "daily_predictions", day)
-    attributes = read_partition(spark, layout, "preprocessed_features", day).select(
-        "keyword_id", "campaign_name", "ad_group_name", "keyword_text", "match_type"
-    )
-    return predictions.join(attributes, "keyword_id").toArrow().to_pandas()
+def keywords_to_bid(layout: DataLayout, day: dt.date) -> pa.Table:
+    """The day's predictions with each keyword's campaign, ad group, text and match type, shard by
+    shard (predictions keep the shards of the preprocessed features), ordered by shard and keyword."""
+    features = layout.partition_dir("preprocessed_features", day)
+    predictions = layout.partition_dir("daily_predictions", day)
+    for folder in (features, predictions):
+        if not (folder / "_SUCCESS").exists():
+            raise MissingHistoryError(f"no published partition at {folder}; materialize it first")
+    attributes = ["keyword_id", "campaign_name", "ad_group_name", "keyword_text", "match_type"]
+    parts = []
+    for path in sorted(predictions.glob("part-*.parquet")):
+        scored = pq.read_table(path, columns=["keyword_id", "predicted_value_per_click"])
+        described = pq.read_table(features / path.name, columns=attributes)
+        joined = described.join(scored, "keyword_id", join_type="inner")
+        parts.append(joined.take(pc.sort_indices(joined, [("keyword_id", "ascending")])))
+    return pa.concat_tables(parts) if parts else pa.table({c: [] for c in [*attributes, "predicted_value_per_click"]})
 
 
 def audit_dir(layout: DataLayout, day: dt.date):
     return layout.asset_dir("bid_file") / "audit" / f"date={day.isoformat()}"
 
 
-def publish_bid_file(layout: DataLayout, day: dt.date, table: pd.DataFrame) -> None:
+def publish_bid_file(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
     """The upload CSV (Editor columns only) and its audit Parquet (keyword id, prediction, bid)."""
     with publishing_dir(audit_dir(layout, day)) as staging:
         staging.mkdir(parents=True)
-        audit = table[["keyword_id", "predicted_value_per_click", "max_cpc"]]
-        pq.write_table(pa.Table.from_pandas(audit, preserve_index=False), staging / "part-00000.parquet")
+        pq.write_table(table.select(["keyword_id", "predicted_value_per_click", "max_cpc"]),
+                       staging / "part-00000.parquet")
         (staging / "_SUCCESS").touch()
     with publishing_file(layout.bid_file(day)) as tmp:
-        table[list(BID_FILE_COLUMNS)].to_csv(tmp, index=False)
+        csv.write_csv(table.select(list(BID_FILE_COLUMNS)), tmp,
+                      write_options=csv.WriteOptions(quoting_style="needed"))
 
 
 @dg.asset(
     partitions_def=daily_partition_def,
     group_name="bidding",
     kinds={"csv"},
-    pool="spark",
     deps=["daily_predictions", "preprocessed_features"],
     description="Max CPC per keyword as a Google Ads Editor CSV at bid_file/<date>.csv.",
 )
-def bid_file(
-    context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: PySparkResource, bid_policy: BidPolicy
-) -> dg.MaterializeResult:
+def bid_file(context: dg.AssetExecutionContext, storage: AstroStorage, bid_policy: BidPolicy) -> dg.MaterializeResult:
     rule = BidRule.from_policy(bid_policy)
     layout = storage.layout
     started = time.perf_counter()
     for day in days_in(context.partition_time_window):
-        table, counts = bid_table(keywords_to_bid(pyspark.spark_session, layout, day), rule)
+        table, counts = bid_table(keywords_to_bid(layout, day), rule)
         publish_bid_file(layout, day, table)
         context.log.info(f"bid_file {day}: {counts['bids']:,} bids written to {layout.bid_file(day)}")
-    bids = table["max_cpc"].to_numpy()
+    bids = table.column("max_cpc").to_numpy()
     return dg.MaterializeResult(
         metadata={
             **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
@@ -151,6 +169,8 @@ def bid_file(
             "bid_distribution": dg.MetadataValue.md(
                 histogram_markdown(bids, "max CPC", f"Bids of {day}") if len(bids) else "no bids"
             ),
-            "preview": dg.MetadataValue.md(table[list(BID_FILE_COLUMNS)].head(10).to_markdown(index=False)),
+            "preview": dg.MetadataValue.md(
+                table.select(list(BID_FILE_COLUMNS)).slice(0, 10).to_pandas().to_markdown(index=False)
+            ),
         }
     )

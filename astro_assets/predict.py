@@ -1,9 +1,11 @@
 """Stage 5, ``daily_predictions``: every keyword of the day scored by the ONNX model inside Spark.
 
-The model's bytes are broadcast (no shared filesystem needed); each executor's Python worker builds
-one onnxruntime session and scores whole Arrow batches (``mapInArrow``). This module imports no torch.
+The model's bytes are broadcast (no shared filesystem needed for the model); each executor's Python
+worker builds one onnxruntime session (one thread) and scores whole Arrow batches, one Spark task
+per keyword shard (``sharding``). This module imports no torch.
 """
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -13,20 +15,20 @@ import dagster as dg
 import onnx
 import pyspark.cloudpickle
 from dagster_pyspark import PySparkResource
-from pyspark.sql import DataFrame
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from astro_assets import scoring
 from astro_assets.features import FEATURE_NAMES, LAGS
 from astro_assets.partitions import daily_partition_def, days_in
-from astro_assets.preprocess import read_partition, write_partition
-from astro_assets.resources import AstroStorage, ScoringSettings
-from astro_assets.storage import DataLayout
+from astro_assets.preprocess import MissingHistoryError, read_partition
+from astro_assets.resources import AstroStorage
+from astro_assets.sharding import run_shard_tasks
+from astro_assets.storage import DataLayout, publishing_dir
 
 # Executors get the scoring code by value: they need onnxruntime, numpy and pyarrow, not this package.
 pyspark.cloudpickle.register_pickle_by_value(scoring)
 
-PREDICTION_SCHEMA = "keyword_id long, predicted_value_per_click float"
 SLA_KEYWORDS = 10_000_000
 SLA_SECONDS = 3600.0
 
@@ -60,17 +62,29 @@ def read_model(layout: DataLayout) -> tuple[bytes, dict[str, str]]:
     return model_bytes, description
 
 
-def score_features(features: DataFrame, model_bytes: bytes, rows_per_partition: int, rows: int) -> DataFrame:
-    """(keyword_id, predicted_value_per_click) for every row of ``features``, in even partitions."""
-    spark = features.sparkSession
+def write_predictions(spark: SparkSession, layout: DataLayout, day: dt.date, model_bytes: bytes, version: str,
+                      batch_rows: int) -> int:
+    """Publish the predictions of ``day``: one Spark task per file of preprocessed features (one per
+    keyword shard) scores it Arrow batch by Arrow batch; the model's bytes travel as a broadcast.
+    Returns the rows written."""
+    source = layout.partition_dir("preprocessed_features", day)
+    if not (source / "_SUCCESS").exists():
+        raise MissingHistoryError(f"preprocessed_features has no partition for {day} at {source}")
+    files = [str(path) for path in sorted(source.glob("part-*.parquet"))]
     digest = hashlib.sha256(model_bytes).hexdigest()
     model = spark.sparkContext.broadcast(model_bytes)
-    partitions = max(spark.sparkContext.defaultParallelism, math.ceil(rows / rows_per_partition))
+    with publishing_dir(layout.partition_dir("daily_predictions", day)) as staging:
+        staging.mkdir(parents=True)
+        out = str(staging)
 
-    def score(batches):
-        return scoring.score_batches(batches, model.value, digest)
+        def score(index: int) -> int:
+            return scoring.score_file(files[index], f"{out}/part-{index:05d}.parquet", model.value, digest,
+                                      version, batch_rows)
 
-    return features.select("keyword_id", "features").repartition(partitions).mapInArrow(score, PREDICTION_SCHEMA)
+        rows = sum(run_shard_tasks(spark, range(len(files)), score).values())
+        (staging / "_SUCCESS").touch()
+    model.unpersist()
+    return rows
 
 
 @dg.asset(
@@ -82,7 +96,7 @@ def score_features(features: DataFrame, model_bytes: bytes, rows_per_partition: 
     description="Predicted value per click of every keyword of the day, scored by onnxruntime in Spark.",
 )
 def daily_predictions(
-    context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: PySparkResource, scoring_settings: ScoringSettings
+    context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: PySparkResource
 ) -> dg.MaterializeResult:
     spark = pyspark.spark_session
     layout = storage.layout
@@ -91,12 +105,8 @@ def daily_predictions(
     rows = 0
     started = time.perf_counter()
     for day in days_in(context.partition_time_window):
-        features = read_partition(spark, layout, "preprocessed_features", day)
-        count = features.count()
-        predictions = score_features(features, model_bytes, scoring_settings.rows_per_partition, count).withColumn(
-            "model_version", F.lit(version)
-        )
-        write_partition(predictions, layout, "daily_predictions", day, count)
+        batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+        count = write_predictions(spark, layout, day, model_bytes, version, batch_rows)
         rows += count
         context.log.info(f"daily_predictions {day}: {count:,} keywords scored with {version}")
     seconds = time.perf_counter() - started

@@ -4,13 +4,15 @@ import datetime as dt
 import time
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astro_assets.features import RAW_COLUMNS
 from astro_assets.partitions import daily_partition_def, days_in
 from astro_assets.resources import AstroStorage, SyntheticKeywordSource
-from astro_assets.storage import DataLayout, publishing_dir
+from astro_assets.lagging import shard_file_name
+from astro_assets.storage import DataLayout, publishing_dir, shard_count
 
 RAW_SCHEMA = pa.schema(
     [
@@ -34,11 +36,21 @@ assert tuple(RAW_SCHEMA.names) == RAW_COLUMNS
 
 
 def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
-    """Publish one day of the report atomically as ``raw_features/date=YYYY-MM-DD/``."""
+    """Publish one day of the report atomically as ``raw_features/date=YYYY-MM-DD/``, split into
+    keyword shards (``keyword_id % shards``), each sorted by keyword id, so that preprocessing reads
+    one shard of every day of the window in one task, without a shuffle."""
     table = table.select(list(RAW_COLUMNS)).cast(RAW_SCHEMA)
+    shards = shard_count(table.num_rows)
+    ids = table.column("keyword_id").to_numpy()
+    shard = ids % shards
+    order = np.lexsort((ids, shard))
+    table = table.take(pa.array(order))
+    bounds = np.searchsorted(shard[order], np.arange(shards + 1))
     with publishing_dir(layout.partition_dir("raw_features", day)) as staging:
         staging.mkdir(parents=True)
-        pq.write_table(table, staging / "part-00000.parquet", compression="zstd")
+        for s in range(shards):
+            part = table.slice(bounds[s], bounds[s + 1] - bounds[s])
+            pq.write_table(part, staging / shard_file_name(s, shards), compression="zstd")
         (staging / "_SUCCESS").touch()
 
 

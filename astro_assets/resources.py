@@ -65,12 +65,6 @@ class BidPolicy(dg.ConfigurableResource):
             raise ValueError(f"currency_unit={self.currency_unit} must be positive")
 
 
-class ScoringSettings(dg.ConfigurableResource):
-    """How prediction is spread over Spark tasks (``ASTRO_ROWS_PER_SCORING_PARTITION``)."""
-
-    rows_per_partition: int = 250_000
-
-
 def spark_config(settings: Settings) -> dict[str, Any]:
     """The Spark settings that matter, in one place (README "Sizing" explains each)."""
     config: dict[str, Any] = {
@@ -103,5 +97,4 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "keyword_source": SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords),
         "pyspark": PySparkResource(spark_config=spark_config(settings)),
         "bid_policy": BidPolicy(),
-        "scoring_settings": ScoringSettings(rows_per_partition=settings.rows_per_scoring_partition),
     }

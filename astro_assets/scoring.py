@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 _SESSIONS: dict[str, ort.InferenceSession] = {}
 
@@ -67,3 +68,25 @@ def score_batches(
             [batch.column(batch.schema.get_field_index("keyword_id")), pa.array(prediction.astype(np.float32))],
             names=["keyword_id", "predicted_value_per_click"],
         )
+
+
+PREDICTION_SCHEMA = pa.schema(
+    [("keyword_id", pa.int64()), ("predicted_value_per_click", pa.float32()), ("model_version", pa.string())]
+)
+
+
+def score_file(features_path: str, out_path: str, model_bytes: bytes, digest: str, version: str,
+               batch_rows: int = 10_000) -> int:
+    """Score one Parquet file of preprocessed features batch by batch (bounded memory) into
+    ``out_path``: keyword id, predicted value per click, model version. Returns the rows written."""
+    source = pq.ParquetFile(features_path)
+    rows = 0
+    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA) as writer:
+        batches = source.iter_batches(batch_size=batch_rows, columns=["keyword_id", "features"])
+        for scored in score_batches(batches, model_bytes, digest):
+            version_column = pa.array([version] * scored.num_rows, type=pa.string())
+            writer.write_batch(
+                pa.RecordBatch.from_arrays([*scored.columns, version_column], schema=PREDICTION_SCHEMA)
+            )
+            rows += scored.num_rows
+    return rows

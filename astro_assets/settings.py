@@ -51,7 +51,6 @@ class Settings:
     spark_driver_memory: str
     spark_shuffle_partitions: int
     arrow_batch_rows: int
-    rows_per_scoring_partition: int
 
 
 def spark_master_from_env() -> str:
@@ -77,5 +76,4 @@ def load_settings() -> Settings:
         spark_driver_memory=_memory("ASTRO_SPARK_DRIVER_MEMORY", "6g"),
         spark_shuffle_partitions=_positive_int("ASTRO_SPARK_SHUFFLE_PARTITIONS", 8),
         arrow_batch_rows=_positive_int("ASTRO_ARROW_BATCH_ROWS", 10_000),
-        rows_per_scoring_partition=_positive_int("ASTRO_ROWS_PER_SCORING_PARTITION", 250_000),
     )

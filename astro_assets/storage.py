@@ -8,6 +8,7 @@ a crash leaves either the previous version or the new one, never a mix.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import shutil
@@ -61,6 +62,17 @@ class DataLayout:
 
     def trained_model_dir(self) -> Path:
         return self.asset_dir("trained_model")
+
+
+#: Keywords per shard of a raw partition (see raw.write_raw_partition).
+ROWS_PER_SHARD = 400_000
+
+
+def shard_count(rows: int) -> int:
+    """Shards for a day of ``rows`` keywords: a power of two (so day-to-day drift in the keyword
+    count rarely changes it), at least 2 (both cores busy)."""
+    needed = max(2, math.ceil(rows / ROWS_PER_SHARD))
+    return 1 << (needed - 1).bit_length()
 
 
 def _staging_name(final: Path) -> Path:
