@@ -9,23 +9,31 @@ assets of the same run.
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from dagster_pyspark import PySparkResource
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from pyspark.sql import DataFrame
+import numpy as np
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
+from astro_assets import lagging
 from astro_assets.bids import BidRule, audit_dir
-from astro_assets.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, N_FEATURES, RAW_COLUMNS
+from astro_assets.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, RAW_COLUMNS
 from astro_assets.partitions import daily_partition_def
 from astro_assets.preprocess import read_partition
 from astro_assets.resources import AstroStorage, BidPolicy
+from astro_assets.sharding import map_files
 from astro_assets.storage import partition_date
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+AUDIT_DDL = from_arrow_schema(lagging.AUDIT_SCHEMA)
 
 #: Share of nulls tolerated per raw column before the null check warns (README "Checks").
 RAW_NULL_TOLERANCE: dict[str, float] = {
@@ -69,7 +77,20 @@ class Validation:
 
 
 def validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation]) -> Validation:
-    """Run ``expectations`` on a Spark frame with an ephemeral GX context."""
+    """Run ``expectations`` on a Spark frame with an ephemeral GX context.
+
+    GX computes each expectation's metrics as Spark jobs of their own: the frame is cached for the
+    validation (memory, spilling to disk) so the partition is read once, not once per metric.
+    """
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        rows = frame.count()
+        return _validate(frame, name, expectations, rows)
+    finally:
+        frame.unpersist()
+
+
+def _validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation], rows: int) -> Validation:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
@@ -98,7 +119,7 @@ def validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation]) -
                 "observed_value": observed if isinstance(observed, (int, float, str, type(None))) else str(observed),
             }
         )
-    return Validation(bool(outcome.success), frame.count(), results)
+    return Validation(bool(outcome.success), rows, results)
 
 
 def check_result(validation: Validation, severity: dg.AssetCheckSeverity, **extra) -> dg.AssetCheckResult:
@@ -160,30 +181,22 @@ def raw_features_metrics_are_consistent(
 # -- preprocessed_features --------------------------------------------------------------------------
 
 
-def with_feature_audit(frame: DataFrame) -> DataFrame:
-    """Add per-row counts over the feature array: nulls/NaNs, values out of their range, its length."""
-    lower = F.array(*[F.lit(f.lower) for f in FEATURES])
-    upper = F.array(*[F.lit(f.upper) for f in FEATURES])
-    return frame.select(
-        "*",
-        F.size(F.filter("features", lambda x: x.isNull() | F.isnan(x))).alias("missing_feature_values"),
-        F.size(F.col("features")).alias("feature_values"),
-        F.size(
-            F.filter(
-                F.transform(
-                    "features",
-                    lambda x, i: (x < F.element_at(lower, i % N_FEATURES + 1))
-                    | (x > F.element_at(upper, i % N_FEATURES + 1)),
-                ),
-                lambda out: out,
-            )
-        ).alias("out_of_range_feature_values"),
-    )
+def feature_audit(spark: SparkSession, folder: Path) -> DataFrame:
+    """The preprocessed partition at ``folder`` with its feature arrays replaced by per-row counts
+    (``lagging.audit_features``: present, length, null/NaN values, values out of range), computed
+    with numpy in one Spark task per file; the arrays never cross into the JVM."""
+    files = [str(path) for path in sorted(folder.glob("*.parquet"))]
+    if not files:
+        raise FileNotFoundError(f"no Parquet files in {folder}")
+    lower = np.array([f.lower for f in FEATURES])
+    upper = np.array([f.upper for f in FEATURES])
+    return map_files(spark, files, lambda path: lagging.audit_file(path, lower, upper), AUDIT_DDL)
 
 
 def no_null_expectations() -> list[gxe.Expectation]:
     return [
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("keyword_id", *KEYWORD_ATTRIBUTES, "features")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("keyword_id", *KEYWORD_ATTRIBUTES)],
+        gxe.ExpectColumnValuesToBeInSet(column="features_present", value_set=[True]),
         gxe.ExpectColumnValuesToBeBetween(column="missing_feature_values", min_value=0, max_value=0),
         gxe.ExpectColumnValuesToBeBetween(
             column="feature_values", min_value=FEATURE_VECTOR_LENGTH, max_value=FEATURE_VECTOR_LENGTH
@@ -201,8 +214,10 @@ def range_expectations() -> list[gxe.Expectation]:
 
 
 def _preprocessed_day(storage: AstroStorage, pyspark: PySparkResource, partition_key: str) -> DataFrame:
-    day = partition_date(partition_key)
-    return with_feature_audit(read_partition(pyspark.spark_session, storage.layout, "preprocessed_features", day))
+    folder = storage.layout.partition_dir("preprocessed_features", partition_date(partition_key))
+    if not (folder / "_SUCCESS").exists():
+        raise FileNotFoundError(f"preprocessed_features has no partition at {folder}")
+    return feature_audit(pyspark.spark_session, folder)
 
 
 @dg.asset_check(asset="preprocessed_features", partitions_def=daily_partition_def, blocking=True, description=(

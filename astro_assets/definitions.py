@@ -21,4 +21,6 @@ defs = dg.Definitions(
     jobs=[daily_bid_job, training_job],
     schedules=[daily_bid_schedule, training_schedule],
     resources=build_resources(load_settings()),
+    # One process per run: its steps share one Spark session (one JVM) instead of starting one each.
+    executor=dg.in_process_executor,
 )

@@ -14,6 +14,7 @@ daily_bid_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     partitions_def=daily_partition_def,
     tags=SPARK_TAG,
+    executor_def=dg.in_process_executor,
     description="One day: raw report -> lagged features -> predictions -> bid file, with every check.",
 )
 
@@ -21,6 +22,7 @@ training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
     tags=SPARK_TAG,
+    executor_def=dg.in_process_executor,
     description="Retrain the GRU on the latest window and publish it as ONNX.",
 )
 

@@ -190,3 +190,45 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
         ],
         schema=PREPROCESSED_SCHEMA,
     )
+
+
+AUDIT_SCHEMA = pa.schema(
+    [
+        *[PREPROCESSED_SCHEMA.field(name) for name in ("keyword_id", *KEYWORD_ATTRIBUTES)],
+        ("features_present", pa.bool_()),
+        ("feature_values", pa.int64()),
+        ("missing_feature_values", pa.int64()),
+        ("out_of_range_feature_values", pa.int64()),
+        PREPROCESSED_SCHEMA.field("trailing_value_per_click"),
+        PREPROCESSED_SCHEMA.field("clicks_in_window"),
+    ]
+)
+
+
+def audit_features(batch: pa.RecordBatch, lower: np.ndarray, upper: np.ndarray) -> pa.RecordBatch:
+    """Per-row counts over the feature arrays of a preprocessed batch: whether the array is there,
+    its length, its null/NaN values and its values outside [lower, upper] of their feature."""
+    arrays = batch.column(batch.schema.get_field_index("features"))
+    lengths = pc.fill_null(pc.list_value_length(arrays), 0).to_numpy().astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    values = pc.list_flatten(arrays).to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    position = np.arange(len(values)) - np.repeat(starts, lengths)
+    feature = position % len(lower)
+    missing = np.isnan(values)
+    outside = ~missing & ((values < lower[feature]) | (values > upper[feature]))
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    columns = {name: batch.column(batch.schema.get_field_index(name)) for name in AUDIT_SCHEMA.names
+               if name in batch.schema.names}
+    columns |= {
+        "features_present": pc.is_valid(arrays),
+        "feature_values": pa.array(lengths),
+        "missing_feature_values": pa.array(np.bincount(row[missing], minlength=len(lengths)).astype(np.int64)),
+        "out_of_range_feature_values": pa.array(np.bincount(row[outside], minlength=len(lengths)).astype(np.int64)),
+    }
+    return pa.RecordBatch.from_arrays([columns[name] for name in AUDIT_SCHEMA.names], schema=AUDIT_SCHEMA)
+
+
+def audit_file(path: str, lower: np.ndarray, upper: np.ndarray, batch_rows: int = 50_000):
+    """``audit_features`` over one Parquet file of preprocessed features, batch by batch."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        yield audit_features(batch, lower, upper)

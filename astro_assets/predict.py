@@ -13,7 +13,6 @@ import time
 
 import dagster as dg
 import onnx
-import pyspark.cloudpickle
 from dagster_pyspark import PySparkResource
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -25,9 +24,6 @@ from astro_assets.preprocess import MissingHistoryError, read_partition
 from astro_assets.resources import AstroStorage
 from astro_assets.sharding import run_shard_tasks
 from astro_assets.storage import DataLayout, publishing_dir
-
-# Executors get the scoring code by value: they need onnxruntime, numpy and pyarrow, not this package.
-pyspark.cloudpickle.register_pickle_by_value(scoring)
 
 SLA_KEYWORDS = 10_000_000
 SLA_SECONDS = 3600.0

@@ -15,7 +15,6 @@ import datetime as dt
 import time
 
 import dagster as dg
-import pyspark.cloudpickle
 from dagster_pyspark import PySparkResource
 from pyspark.sql import DataFrame, SparkSession
 
@@ -25,9 +24,6 @@ from astro_assets.partitions import daily_partition_def, days_in
 from astro_assets.resources import AstroStorage
 from astro_assets.sharding import run_shard_tasks
 from astro_assets.storage import DataLayout, publishing_dir
-
-# Executors get the numpy code by value: they need numpy and pyarrow, not this package.
-pyspark.cloudpickle.register_pickle_by_value(lagging)
 
 
 class MissingHistoryError(RuntimeError):

@@ -7,10 +7,17 @@ number of executors. Files are written into the staging folder of the partition 
 (``storage.publishing_dir``); on a cluster ``ASTRO_DATA_DIR`` is storage every node sees.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
-from pyspark.sql import SparkSession
+import pyspark.cloudpickle
+from pyspark.sql import DataFrame, SparkSession
+
+from astro_assets import lagging, scoring
+
+# The executor-side modules travel by value: executors need numpy, pyarrow and onnxruntime only.
+pyspark.cloudpickle.register_pickle_by_value(lagging)
+pyspark.cloudpickle.register_pickle_by_value(scoring)
 
 
 def run_shard_tasks(spark: SparkSession, shards: Iterable[int], task: Callable[[int], int]) -> dict[int, int]:
@@ -31,3 +38,15 @@ def run_shard_tasks(spark: SparkSession, shards: Iterable[int], task: Callable[[
 
     frame = spark.range(0, len(shard_ids), 1, numPartitions=len(shard_ids)).mapInArrow(run, "shard long, rows long")
     return {row.shard: row.rows for row in frame.collect()}
+
+
+def map_files(spark: SparkSession, files: list[str], read: Callable[[str], Iterator[pa.RecordBatch]],
+              schema: str) -> DataFrame:
+    """A Spark frame of ``read(path)``'s batches over ``files``, one task per file."""
+
+    def run(batches):
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                yield from read(files[index])
+
+    return spark.range(0, len(files), 1, numPartitions=max(1, len(files))).mapInArrow(run, schema)
