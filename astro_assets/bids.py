@@ -50,12 +50,14 @@ def max_cpc_units(predicted: np.ndarray, rule: BidRule) -> np.ndarray:
     Never above ``rule.break_even`` nor the ceiling; never below the floor (below it: no bid);
     NaN, infinite or negative predictions get no bid.
     """
-    limit = np.minimum(rule.break_even(predicted), rule.ceiling)
-    valid = np.isfinite(limit) & (limit > 0)
-    limit = np.where(valid, limit, 0.0)
-    units = np.floor(limit / rule.currency_unit).astype(np.int64)
-    # Guard the rounding: a unit count whose value exceeds the limit by floating error drops by one.
-    units -= (units * rule.currency_unit > limit).astype(np.int64)
+    break_even = rule.break_even(predicted)
+    valid = np.isfinite(break_even) & (break_even > 0)
+    limit = np.where(valid, np.minimum(break_even, rule.ceiling), 0.0)
+    # Round down to the unit, with a hair of slack for values that are a whole number of units but
+    # land a few ulps below it in floating point (0.3625 × 0.8 is 0.29, not 0.28999...).
+    units = np.floor(limit / rule.currency_unit + 1e-9).astype(np.int64)
+    # Never above the limit by more than that floating-point hair (MONEY_TOLERANCE in the checks).
+    units -= (units * rule.currency_unit > limit + 1e-9).astype(np.int64)
     floor_units = int(np.ceil(rule.floor / rule.currency_unit - 1e-9))
     units[units < floor_units] = 0
     return units
@@ -135,9 +137,10 @@ def publish_bid_file(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
         pq.write_table(table.select(["keyword_id", "predicted_value_per_click", "max_cpc"]),
                        staging / "part-00000.parquet")
         (staging / "_SUCCESS").touch()
-    with publishing_file(layout.bid_file(day)) as tmp:
-        csv.write_csv(table.select(list(BID_FILE_COLUMNS)), tmp,
-                      write_options=csv.WriteOptions(quoting_style="needed"))
+    with publishing_file(layout.bid_file(day)) as tmp, open(tmp, "wb") as out:
+        out.write((",".join(BID_FILE_COLUMNS) + "\n").encode())
+        csv.write_csv(table.select(list(BID_FILE_COLUMNS)), out,
+                      write_options=csv.WriteOptions(include_header=False, quoting_style="needed"))
 
 
 @dg.asset(

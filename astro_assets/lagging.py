@@ -128,7 +128,9 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
     known = present & ~np.isnan(value)
     known_value = np.where(known, value, 0.0).sum(axis=1)
     known_conversions = np.where(known, conversions, 0.0).sum(axis=1)
-    value_per_conversion = np.divide(known_value, known_conversions, out=np.zeros(k), where=known_conversions > 0)
+    with np.errstate(over="ignore"):
+        value_per_conversion = np.divide(known_value, known_conversions, out=np.zeros(k), where=known_conversions > 0)
+    value_per_conversion[~np.isfinite(value_per_conversion)] = 0.0  # tiny conversion counts overflow
     value_missing = present & np.isnan(value)
     value = np.where(np.isnan(value), conversions * value_per_conversion[:, None], value)
     quality_known = ~np.isnan(quality)

@@ -22,7 +22,7 @@ def test_six_assets_with_their_checks():
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("bid_file", "bid_file_never_bids_above_break_even") in checks
     assert ("preprocessed_features", "preprocessed_features_have_no_nulls") in checks
-    assert len(checks) == 9
+    assert len(checks) == 10
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     assert daily == {"raw_features", "preprocessed_features", "daily_predictions", "bid_file"}
 

@@ -64,7 +64,7 @@ def materialized(tmp_path_factory):
 def test_every_check_of_the_day_runs_and_passes(materialized):
     _, daily, _ = materialized
     evaluations = {e.check_name: e for e in daily.get_asset_check_evaluations()}
-    assert len(evaluations) == 9
+    assert len(evaluations) == 10
     failed = {name: e.metadata for name, e in evaluations.items() if not e.passed}
     assert not failed
 

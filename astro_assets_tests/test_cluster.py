@@ -1,0 +1,117 @@
+"""The same definitions against a real Spark standalone cluster (a master and a worker started from
+the pyspark package on 127.0.0.1): one partition of daily_predictions and bid_file must equal the
+local-mode result."""
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pyspark
+import pytest
+
+pytestmark = [pytest.mark.spark, pytest.mark.cluster]
+
+DAY = dt.date(2026, 4, 14)
+KEYWORDS = 3_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """A Spark standalone master and one worker (2 cores) on 127.0.0.1; stopped by process id."""
+    spark_home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("spark-logs")
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work"), "PYSPARK_PYTHON": sys.executable}
+    port, master_ui, worker_ui = _free_port(), _free_port(), _free_port()
+    spark_class = str(spark_home / "bin" / "spark-class")
+    processes = [
+        subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                          "--port", str(port), "--webui-port", str(master_ui)],
+                         env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    ]
+    try:
+        _wait(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 90, "master")
+        processes.append(
+            subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+                              "--host", "127.0.0.1", "--cores", "2", "--memory", "3g",
+                              "--webui-port", str(worker_ui)],
+                             env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        )
+
+        def worker_alive() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{master_ui}/json/", timeout=2) as response:
+                return json.load(response).get("aliveworkers", 0) >= 1
+
+        _wait(worker_alive, 90, "worker")
+        yield f"spark://127.0.0.1:{port}"
+    finally:
+        for process in reversed(processes):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _run_day(data_dir: Path, master: str, home: Path) -> subprocess.CompletedProcess:
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "ASTRO_DATA_DIR": str(data_dir), "ASTRO_KEYWORDS": str(KEYWORDS),
+           "ASTRO_SPARK_MASTER": master, "ASTRO_SPARK_DRIVER_MEMORY": "1g", "DAGSTER_HOME": str(home),
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run([sys.executable, "-m", "astro_assets.run", "--date", DAY.isoformat()], env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
+    local = tmp_path / "local"
+    result = _run_day(local, "local[2]", tmp_path / "home-local")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # The cluster starts from the same history and model, without the day's outputs.
+    cluster = tmp_path / "cluster"
+    shutil.copytree(local, cluster)
+    for folder in ("preprocessed_features", "daily_predictions"):
+        shutil.rmtree(cluster / folder / f"date={DAY}")
+    (cluster / "bid_file" / f"{DAY}.csv").unlink()
+    result = _run_day(cluster, standalone_cluster, tmp_path / "home-cluster")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checks passed" in result.stdout and "failed" not in result.stdout.split("checks passed")[1].split("\n")[0]
+
+    def predictions(root: Path):
+        return pq.read_table(root / "daily_predictions" / f"date={DAY}").sort_by("keyword_id").to_pydict()
+
+    local_predictions, cluster_predictions = predictions(local), predictions(cluster)
+    assert len(local_predictions["keyword_id"]) > 0.9 * KEYWORDS
+    assert cluster_predictions == local_predictions
+    assert (cluster / "bid_file" / f"{DAY}.csv").read_bytes() == (local / "bid_file" / f"{DAY}.csv").read_bytes()

@@ -1,0 +1,121 @@
+"""Training is reproducible and learns; the ONNX export matches torch and describes itself; the
+executor-side scorer gives the same numbers; a damaged or mismatched model is refused."""
+
+import datetime as dt
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import pyarrow as pa
+import pytest
+
+from astro_assets import scoring
+from astro_assets.export import PARITY_TOLERANCE, export_onnx, parity, publish_onnx
+from astro_assets.features import FEATURE_NAMES, LAGS, N_FEATURES
+from astro_assets.predict import ModelMismatchError, read_model
+from astro_assets.storage import DataLayout
+from astro_assets.training import (
+    TrainingParams, TrainingSet, evaluate, fit_scaler, load_trained_model, model_version, predict,
+    save_trained_model, train,
+)
+
+PARAMS = TrainingParams(epochs=6, hidden_size=8, batch_size=256, learning_rate=1e-2, seed=3)
+
+
+def toy_data(rows: int = 2_000, seed: int = 0) -> TrainingSet:
+    """Target = 1 + 2 × feature 0 of the last day, plus noise; the trailing mean is blind to it."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(1.0, 0.5, size=(rows, LAGS, N_FEATURES)).astype(np.float32)
+    target = (1.0 + 2.0 * np.abs(x[:, -1, 0]) + rng.normal(0, 0.05, rows)).astype(np.float32)
+    return TrainingSet(x, target, np.ones(rows, np.float32), np.full(rows, target.mean(), np.float32))
+
+
+def test_scaler_is_fitted_per_feature_and_never_divides_by_zero():
+    x = np.zeros((4, LAGS, N_FEATURES), np.float32)
+    x[:, :, 0] = np.arange(4)[:, None]
+    mean, std = fit_scaler(x)
+    assert mean[0] == pytest.approx(1.5) and std[0] == pytest.approx(np.std(np.arange(4)))
+    assert np.all(std[1:] == 1.0)  # constant features
+
+
+def test_training_is_reproducible_and_learns():
+    data = toy_data()
+    first, losses = train(data, PARAMS, log=lambda _: None)
+    second, _ = train(data, PARAMS, log=lambda _: None)
+    assert np.array_equal(predict(first, data.features), predict(second, data.features))
+    day = dt.date(2026, 5, 1)
+    assert model_version(first, day) == model_version(second, day)
+    assert losses[-1] < losses[0]
+    metrics = evaluate(predict(first, data.features), data)
+    assert metrics["model_mae"] < 0.8 * metrics["trailing_mean_mae"]
+
+
+@pytest.fixture(scope="module")
+def exported():
+    data = toy_data(800)
+    model, _ = train(data, PARAMS, log=lambda _: None)
+    version = model_version(model, dt.date(2026, 5, 1))
+    return model, version, export_onnx(model, version, {"end_date": "2026-05-01", "train_days": ["2026-04-30"]}), data
+
+
+def test_onnx_matches_torch_and_describes_itself(exported):
+    model, version, onnx_bytes, data = exported
+    assert parity(model, onnx_bytes, data.features[:500]) <= PARITY_TOLERANCE
+    proto = onnx.load_from_string(onnx_bytes)
+    onnx.checker.check_model(proto)
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["astro.features"]) == list(FEATURE_NAMES)
+    assert int(props["astro.lags"]) == LAGS
+    assert props["astro.model_version"] == version
+    scaler = json.loads(props["astro.scaler"])
+    assert np.allclose(scaler["mean"], model.mean.numpy()) and np.allclose(scaler["std"], model.std.numpy())
+
+
+def test_executor_scoring_matches_torch(exported):
+    model, _, onnx_bytes, data = exported
+    rows = 300
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(rows, dtype=np.int64)),
+         pa.ListArray.from_arrays(pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES,
+                                                     dtype=np.int32)),
+                                  pa.array(data.features[:rows].reshape(-1)))],
+        names=["keyword_id", "features"],
+    )
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    out = list(scoring.score_batches(iter([batch]), onnx_bytes, digest))
+    scored = out[0].column(1).to_numpy()
+    assert out[0].column(0).to_pylist() == list(range(rows))
+    assert np.max(np.abs(scored - predict(model, data.features[:rows]))) <= PARITY_TOLERANCE
+    assert scoring.onnx_session(onnx_bytes, digest) is scoring.onnx_session(onnx_bytes, digest)  # once per worker
+
+
+def test_save_and_load_round_trip(tmp_path, exported):
+    model, version, _, data = exported
+    layout = DataLayout(tmp_path)
+    save_trained_model(layout, version, model, PARAMS, data, {"version": version})
+    loaded_version, loaded, record, holdout = load_trained_model(layout)
+    assert loaded_version == version and record == {"version": version}
+    assert np.array_equal(predict(loaded, data.features[:50]), predict(model, data.features[:50]))
+    assert holdout.shape == (min(2048, len(data)), LAGS, N_FEATURES)
+
+
+def test_a_truncated_model_is_refused_with_its_path(tmp_path, exported):
+    _, version, onnx_bytes, _ = exported
+    layout = DataLayout(tmp_path)
+    publish_onnx(layout, version, onnx_bytes[: len(onnx_bytes) // 2])
+    with pytest.raises(ModelMismatchError, match="model.onnx is not a valid ONNX model"):
+        read_model(layout)
+
+
+def test_a_model_for_other_features_is_refused(tmp_path, exported):
+    _, version, onnx_bytes, _ = exported
+    proto = onnx.load_from_string(onnx_bytes)
+    for prop in proto.metadata_props:
+        if prop.key == "astro.features":
+            prop.value = json.dumps([*FEATURE_NAMES[:-1], "avg_position"])
+    layout = DataLayout(tmp_path)
+    publish_onnx(layout, version, proto.SerializeToString())
+    with pytest.raises(ModelMismatchError, match=r"features only in the model: \['avg_position'\], missing from it: \['is_phrase'\]"):
+        read_model(layout)
+    assert not layout.asset_dir("daily_predictions").exists()
