@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup run test ui java clean
+.PHONY: setup run test bench ui java clean
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -31,6 +31,10 @@ run: java setup
 test: java setup
 	$(BIN)/python -m pytest
 	$(BIN)/python -m astro_assets.ci_checks
+
+# The benchmark (10M keywords by default; BENCH_ARGS="--keywords 1000000,10000000 --json bench.json").
+bench: java setup
+	$(BIN)/python -m astro_assets.bench $(BENCH_ARGS)
 
 ui: java setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

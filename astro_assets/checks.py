@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
 from dagster_pyspark import PySparkResource
 from great_expectations.data_context.types.base import ProgressBarsConfig
-import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -34,6 +34,7 @@ from astro_assets.storage import partition_date
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 AUDIT_DDL = from_arrow_schema(lagging.AUDIT_SCHEMA)
+NUMERIC_AUDIT_DDL = from_arrow_schema(lagging.NUMERIC_AUDIT_SCHEMA)
 
 #: Share of nulls tolerated per raw column before the null check warns (README "Checks").
 RAW_NULL_TOLERANCE: dict[str, float] = {
@@ -181,7 +182,7 @@ def raw_features_metrics_are_consistent(
 # -- preprocessed_features --------------------------------------------------------------------------
 
 
-def feature_audit(spark: SparkSession, folder: Path) -> DataFrame:
+def feature_audit(spark: SparkSession, folder: Path, with_attributes: bool = True) -> DataFrame:
     """The preprocessed partition at ``folder`` with its feature arrays replaced by per-row counts
     (``lagging.audit_features``: present, length, null/NaN values, values out of range), computed
     with numpy in one Spark task per file; the arrays never cross into the JVM."""
@@ -190,7 +191,8 @@ def feature_audit(spark: SparkSession, folder: Path) -> DataFrame:
         raise FileNotFoundError(f"no Parquet files in {folder}")
     lower = np.array([f.lower for f in FEATURES])
     upper = np.array([f.upper for f in FEATURES])
-    return map_files(spark, files, lambda path: lagging.audit_file(path, lower, upper), AUDIT_DDL)
+    schema = AUDIT_DDL if with_attributes else NUMERIC_AUDIT_DDL
+    return map_files(spark, files, lambda path: lagging.audit_file(path, lower, upper, with_attributes), schema)
 
 
 def no_null_expectations() -> list[gxe.Expectation]:
@@ -213,11 +215,12 @@ def range_expectations() -> list[gxe.Expectation]:
     ]
 
 
-def _preprocessed_day(storage: AstroStorage, pyspark: PySparkResource, partition_key: str) -> DataFrame:
+def _preprocessed_day(storage: AstroStorage, pyspark: PySparkResource, partition_key: str,
+                      with_attributes: bool = True) -> DataFrame:
     folder = storage.layout.partition_dir("preprocessed_features", partition_date(partition_key))
     if not (folder / "_SUCCESS").exists():
         raise FileNotFoundError(f"preprocessed_features has no partition at {folder}")
-    return feature_audit(pyspark.spark_session, folder)
+    return feature_audit(pyspark.spark_session, folder, with_attributes)
 
 
 @dg.asset_check(asset="preprocessed_features", partitions_def=daily_partition_def, blocking=True, description=(
@@ -234,7 +237,7 @@ def preprocessed_features_have_no_nulls(
 def preprocessed_features_within_range(
     context: dg.AssetCheckExecutionContext, storage: AstroStorage, pyspark: PySparkResource
 ) -> dg.AssetCheckResult:
-    frame = _preprocessed_day(storage, pyspark, context.partition_key)
+    frame = _preprocessed_day(storage, pyspark, context.partition_key, with_attributes=False)
     return check_result(validate(frame, "preprocessed_range", range_expectations()), dg.AssetCheckSeverity.ERROR)
 
 

@@ -207,9 +207,14 @@ AUDIT_SCHEMA = pa.schema(
 )
 
 
+#: The audit without the keyword attributes (strings), for checks that do not need them.
+NUMERIC_AUDIT_SCHEMA = pa.schema([f for f in AUDIT_SCHEMA if f.name not in KEYWORD_ATTRIBUTES])
+
+
 def audit_features(batch: pa.RecordBatch, lower: np.ndarray, upper: np.ndarray) -> pa.RecordBatch:
     """Per-row counts over the feature arrays of a preprocessed batch: whether the array is there,
-    its length, its null/NaN values and its values outside [lower, upper] of their feature."""
+    its length, its null/NaN values and its values outside [lower, upper] of their feature; the
+    batch's keyword attributes are passed through when it has them."""
     arrays = batch.column(batch.schema.get_field_index("features"))
     lengths = pc.fill_null(pc.list_value_length(arrays), 0).to_numpy().astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -219,7 +224,8 @@ def audit_features(batch: pa.RecordBatch, lower: np.ndarray, upper: np.ndarray) 
     missing = np.isnan(values)
     outside = ~missing & ((values < lower[feature]) | (values > upper[feature]))
     row = np.repeat(np.arange(len(lengths)), lengths)
-    columns = {name: batch.column(batch.schema.get_field_index(name)) for name in AUDIT_SCHEMA.names
+    schema = AUDIT_SCHEMA if KEYWORD_ATTRIBUTES[0] in batch.schema.names else NUMERIC_AUDIT_SCHEMA
+    columns = {name: batch.column(batch.schema.get_field_index(name)) for name in schema.names
                if name in batch.schema.names}
     columns |= {
         "features_present": pc.is_valid(arrays),
@@ -227,10 +233,13 @@ def audit_features(batch: pa.RecordBatch, lower: np.ndarray, upper: np.ndarray) 
         "missing_feature_values": pa.array(np.bincount(row[missing], minlength=len(lengths)).astype(np.int64)),
         "out_of_range_feature_values": pa.array(np.bincount(row[outside], minlength=len(lengths)).astype(np.int64)),
     }
-    return pa.RecordBatch.from_arrays([columns[name] for name in AUDIT_SCHEMA.names], schema=AUDIT_SCHEMA)
+    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-def audit_file(path: str, lower: np.ndarray, upper: np.ndarray, batch_rows: int = 50_000):
+def audit_file(path: str, lower: np.ndarray, upper: np.ndarray, with_attributes: bool = True,
+               batch_rows: int = 50_000):
     """``audit_features`` over one Parquet file of preprocessed features, batch by batch."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    schema = AUDIT_SCHEMA if with_attributes else NUMERIC_AUDIT_SCHEMA
+    columns = [name for name in schema.names if name in PREPROCESSED_SCHEMA.names] + ["features"]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
         yield audit_features(batch, lower, upper)

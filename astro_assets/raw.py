@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astro_assets.features import RAW_COLUMNS
+from astro_assets.lagging import shard_file_name
 from astro_assets.partitions import daily_partition_def, days_in
 from astro_assets.resources import AstroStorage, SyntheticKeywordSource
-from astro_assets.lagging import shard_file_name
 from astro_assets.storage import DataLayout, publishing_dir, shard_count
 
 RAW_SCHEMA = pa.schema(

@@ -8,7 +8,6 @@ and its parameters are in the ONNX metadata).
 
 import datetime as dt
 import hashlib
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from torch import nn
 
-from astro_assets.features import FEATURE_NAMES, LAGS, N_FEATURES
+from astro_assets.features import LAGS, N_FEATURES
 from astro_assets.plots import line_plot_markdown
 from astro_assets.preprocess import MissingHistoryError, read_partition
 from astro_assets.resources import AstroStorage, SyntheticKeywordSource

@@ -72,7 +72,7 @@ def standalone_cluster(tmp_path_factory):
                 return json.load(response).get("aliveworkers", 0) >= 1
 
         _wait(worker_alive, 90, "worker")
-        yield f"spark://127.0.0.1:{port}"
+        yield f"spark://127.0.0.1:{port}", logs / "work"
     finally:
         for process in reversed(processes):
             os.killpg(process.pid, signal.SIGTERM)
@@ -94,6 +94,7 @@ def _run_day(data_dir: Path, master: str, home: Path) -> subprocess.CompletedPro
 
 
 def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
+    master, worker_dir = standalone_cluster
     local = tmp_path / "local"
     result = _run_day(local, "local[2]", tmp_path / "home-local")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -104,8 +105,10 @@ def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
     for folder in ("preprocessed_features", "daily_predictions"):
         shutil.rmtree(cluster / folder / f"date={DAY}")
     (cluster / "bid_file" / f"{DAY}.csv").unlink()
-    result = _run_day(cluster, standalone_cluster, tmp_path / "home-cluster")
+    result = _run_day(cluster, master, tmp_path / "home-cluster")
     assert result.returncode == 0, result.stderr[-3000:]
+    # The work really ran on the worker: it launched executors for the application.
+    assert any(worker_dir.glob("app-*/*/stderr")), list(worker_dir.glob("**/*"))[:20]
     assert "checks passed" in result.stdout and "failed" not in result.stdout.split("checks passed")[1].split("\n")[0]
 
     def predictions(root: Path):

@@ -16,8 +16,15 @@ from astro_assets.features import FEATURE_NAMES, LAGS, N_FEATURES
 from astro_assets.predict import ModelMismatchError, read_model
 from astro_assets.storage import DataLayout
 from astro_assets.training import (
-    TrainingParams, TrainingSet, evaluate, fit_scaler, load_trained_model, model_version, predict,
-    save_trained_model, train,
+    TrainingParams,
+    TrainingSet,
+    evaluate,
+    fit_scaler,
+    load_trained_model,
+    model_version,
+    predict,
+    save_trained_model,
+    train,
 )
 
 PARAMS = TrainingParams(epochs=6, hidden_size=8, batch_size=256, learning_rate=1e-2, seed=3)
