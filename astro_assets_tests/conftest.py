@@ -12,6 +12,12 @@ os.environ.setdefault("ASTRO_SPARK_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("ASTRO_SPARK_DRIVER_MEMORY", "2g")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI explores the same examples every run (a failure there is reproducible); locally they vary.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
