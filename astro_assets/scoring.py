@@ -42,15 +42,19 @@ def input_shape(session: ort.InferenceSession) -> tuple[int, int]:
     return int(description["astro.lags"]), len(json.loads(description["astro.features"]))
 
 
-def features_matrix(batch: pa.RecordBatch, lags: int, n_features: int) -> np.ndarray:
-    values = batch.column(batch.schema.get_field_index("features"))
+def features_matrix(values: pa.Array | pa.ChunkedArray, lags: int, n_features: int) -> np.ndarray:
+    """A list<float> column of T×F values per row as a [rows, T, F] float32 array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        raise ValueError(f"features column has {values.null_count} null arrays")
     flat = values.flatten().to_numpy(zero_copy_only=False)
-    if flat.size != batch.num_rows * lags * n_features:
+    if flat.size != len(values) * lags * n_features:
         raise ValueError(
-            f"features column holds {flat.size} values for {batch.num_rows} rows; the model expects "
+            f"features column holds {flat.size} values for {len(values)} rows; the model expects "
             f"{lags}×{n_features} per row"
         )
-    return flat.astype(np.float32, copy=False).reshape(batch.num_rows, lags, n_features)
+    return flat.astype(np.float32, copy=False).reshape(len(values), lags, n_features)
 
 
 def score_batches(
@@ -63,7 +67,8 @@ def score_batches(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        prediction = session.run(None, {input_name: features_matrix(batch, lags, n_features)})[0]
+        features = batch.column(batch.schema.get_field_index("features"))
+        prediction = session.run(None, {input_name: features_matrix(features, lags, n_features)})[0]
         yield pa.RecordBatch.from_arrays(
             [batch.column(batch.schema.get_field_index("keyword_id")), pa.array(prediction.astype(np.float32))],
             names=["keyword_id", "predicted_value_per_click"],

@@ -24,6 +24,7 @@ from torch import nn
 from astro_assets.features import LAGS, N_FEATURES
 from astro_assets.plots import line_plot_markdown
 from astro_assets.preprocess import MissingHistoryError, read_partition
+from astro_assets.scoring import features_matrix
 from astro_assets.resources import AstroStorage, SyntheticKeywordSource
 from astro_assets.storage import DataLayout, publishing_dir, publishing_file
 
@@ -86,17 +87,8 @@ class TrainingWindow:
 
 
 def features_array(table: pa.Table, column: str = "features") -> np.ndarray:
-    """A list<float> Arrow column of T×F values per row as a [rows, T, F] float32 array."""
-    values = table.column(column).combine_chunks()
-    if values.null_count:
-        raise ValueError(f"column {column!r} has {values.null_count} null feature arrays")
-    flat = values.flatten().to_numpy(zero_copy_only=False)
-    if flat.size != table.num_rows * LAGS * N_FEATURES:
-        raise ValueError(
-            f"column {column!r} holds {flat.size} values for {table.num_rows} rows; "
-            f"expected {LAGS}×{N_FEATURES} per row"
-        )
-    return flat.astype(np.float32, copy=False).reshape(table.num_rows, LAGS, N_FEATURES)
+    """The list<float> feature column of a table as a [rows, T, F] float32 array."""
+    return features_matrix(table.column(column), LAGS, N_FEATURES)
 
 
 def labelled_features(features: DataFrame, next_day_raw: DataFrame) -> DataFrame:
