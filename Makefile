@@ -6,13 +6,24 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup run test bench ui java clean
+.PHONY: setup run test bench ui java browser clean
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
 	  echo "astro: Java was not found. Spark needs Java 17 or 21: install it (Debian/Ubuntu:"; \
 	  echo "       apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) or set JAVA_HOME."; \
 	  exit 1; }
+
+# The UI test drives Debian's Chromium. Installed here when missing and we may (root with apt-get);
+# otherwise the test is skipped with this reason (CI fails it instead).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "astro: installing Debian's chromium for the UI test"; \
+	    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "astro: /usr/bin/chromium is missing (apt-get install chromium): the UI test will be skipped"; \
+	  fi; }
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "astro: Python 3.11+ is needed, found " + sys.version.split()[0])'
@@ -28,7 +39,7 @@ run: java setup
 	$(BIN)/python -m astro_assets.run
 
 # The test suite, then every asset check on a freshly materialised sample partition.
-test: java setup
+test: java setup browser
 	$(BIN)/python -m pytest
 	$(BIN)/python -m astro_assets.ci_checks
 

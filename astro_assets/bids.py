@@ -148,7 +148,7 @@ def publish_bid_file(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
     group_name="bidding",
     kinds={"csv"},
     deps=["daily_predictions", "preprocessed_features"],
-    description="Max CPC per keyword as a Google Ads Editor CSV at bid_file/<date>.csv.",
+    description="Max CPC per keyword as a Google Ads Editor CSV at bid_file/YYYY-MM-DD.csv (one per partition).",
 )
 def bid_file(context: dg.AssetExecutionContext, storage: AstroStorage, bid_policy: BidPolicy) -> dg.MaterializeResult:
     rule = BidRule.from_policy(bid_policy)

@@ -2,8 +2,10 @@
 
 Materialises a small sample (``ASTRO_CI_KEYWORDS``, default 2,000 keywords) end to end in a
 temporary data folder and Dagster instance, prints each check's outcome, and exits 1 when a check of
-ERROR severity (the blocking ones) failed, 0 otherwise. ``--data-dir`` checks an existing folder
-instead (its newest day, or ``--date``) without retraining when it holds a model.
+ERROR severity (the blocking ones) failed, 0 otherwise. ``--data-dir DIR`` runs the checks alone
+(every separately defined check, nothing materialised) on the partition of ``--date`` (default:
+yesterday) already stored in DIR, and exits 1 as well when a check could not run (e.g. the partition
+is missing).
 """
 
 import argparse
@@ -15,10 +17,11 @@ import tempfile
 import dagster as dg
 
 
-def run_checks(day: dt.date, data_dir: str, keywords: int | None) -> list[dg.AssetCheckEvaluation]:
+def check_fresh_sample(day: dt.date, data_dir: str, keywords: int) -> list[dg.AssetCheckEvaluation]:
+    """Materialise ``day`` for a sample of ``keywords`` in ``data_dir`` (history and model included)
+    with every check; returns the evaluations."""
     os.environ["ASTRO_DATA_DIR"] = data_dir
-    if keywords is not None:
-        os.environ["ASTRO_KEYWORDS"] = str(keywords)
+    os.environ["ASTRO_KEYWORDS"] = str(keywords)
     from astro_assets.run import materialize_day, require_java
     from astro_assets.settings import load_settings
 
@@ -27,14 +30,33 @@ def run_checks(day: dt.date, data_dir: str, keywords: int | None) -> list[dg.Ass
         return materialize_day(day, load_settings(), instance, log=lambda m: print(m, flush=True))
 
 
-def report(evaluations: list[dg.AssetCheckEvaluation]) -> int:
+def check_stored_day(day: dt.date, data_dir: str) -> tuple[list[dg.AssetCheckEvaluation], list[str]]:
+    """Every separately defined check on ``day`` as stored under ``data_dir``; returns the
+    evaluations and the checks that could not run (with their error)."""
+    os.environ["ASTRO_DATA_DIR"] = data_dir
+    from astro_assets.definitions import defs
+    from astro_assets.run import require_java
+
+    require_java()
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("daily_checks_job").execute_in_process(
+            tags={"dagster/partition": day.isoformat()}, instance=instance, raise_on_error=False)
+        errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
+                  for e in result.all_events if e.is_step_failure]
+        return result.get_asset_check_evaluations(), errors
+
+
+def report(evaluations: list[dg.AssetCheckEvaluation], errors: list[str] = ()) -> int:
     blocking_failures = 0
     for e in sorted(evaluations, key=lambda e: (e.asset_key.to_user_string(), e.check_name)):
         status = "passed" if e.passed else f"FAILED ({e.severity.value})"
         print(f"  {e.asset_key.to_user_string():<24} {e.check_name:<50} {status}")
         blocking_failures += (not e.passed) and e.severity == dg.AssetCheckSeverity.ERROR
-    print(f"astro checks: {len(evaluations)} run, {blocking_failures} blocking failures")
-    return 1 if blocking_failures or not evaluations else 0
+    for error in errors:
+        print(f"  could not run {error}")
+    print(f"astro checks: {len(evaluations)} run, {blocking_failures} blocking failures"
+          + (f", {len(errors)} could not run" if errors else ""))
+    return 1 if blocking_failures or errors or not evaluations else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     if args.data_dir:
-        return report(run_checks(day, args.data_dir, None))
+        return report(*check_stored_day(day, args.data_dir))
     with tempfile.TemporaryDirectory(prefix="astro-ci-") as data_dir:
-        return report(run_checks(day, data_dir, int(os.environ.get("ASTRO_CI_KEYWORDS", "2000"))))
+        return report(check_fresh_sample(day, data_dir, int(os.environ.get("ASTRO_CI_KEYWORDS", "2000"))))
 
 
 if __name__ == "__main__":

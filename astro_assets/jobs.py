@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from astro_assets.checks import ALL_CHECKS
 from astro_assets.partitions import daily_partition_def
 
 DAILY_ASSETS = ("raw_features", "preprocessed_features", "daily_predictions", "bid_file")
@@ -16,6 +17,15 @@ daily_bid_job = dg.define_asset_job(
     tags=SPARK_TAG,
     executor_def=dg.in_process_executor,
     description="One day: raw report -> lagged features -> predictions -> bid file, with every check.",
+)
+
+daily_checks_job = dg.define_asset_job(
+    "daily_checks_job",
+    selection=dg.AssetSelection.checks(*ALL_CHECKS),
+    partitions_def=daily_partition_def,
+    tags=SPARK_TAG,
+    executor_def=dg.in_process_executor,
+    description="Every separately defined check on a stored day, nothing materialised (CI, re-checks).",
 )
 
 training_job = dg.define_asset_job(

@@ -6,11 +6,8 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,28 +15,12 @@ import pyarrow.parquet as pq
 import pyspark
 import pytest
 
+from astro_assets_tests.processes import free_port, port_open, stop_process_groups, wait_until
+
 pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 
 DAY = dt.date(2026, 4, 14)
 KEYWORDS = 3_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not ready after {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +30,7 @@ def standalone_cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("spark-logs")
     env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work"), "PYSPARK_PYTHON": sys.executable}
-    port, master_ui, worker_ui = _free_port(), _free_port(), _free_port()
+    port, master_ui, worker_ui = free_port(), free_port(), free_port()
     spark_class = str(spark_home / "bin" / "spark-class")
     processes = [
         subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -58,7 +39,7 @@ def standalone_cluster(tmp_path_factory):
                          start_new_session=True)
     ]
     try:
-        _wait(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 90, "master")
+        wait_until(lambda: port_open(port), 90, "master")
         processes.append(
             subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
                               "--host", "127.0.0.1", "--cores", "2", "--memory", "3g",
@@ -71,16 +52,10 @@ def standalone_cluster(tmp_path_factory):
             with urllib.request.urlopen(f"http://127.0.0.1:{master_ui}/json/", timeout=2) as response:
                 return json.load(response).get("aliveworkers", 0) >= 1
 
-        _wait(worker_alive, 90, "worker")
+        wait_until(worker_alive, 90, "worker")
         yield f"spark://127.0.0.1:{port}", logs / "work"
     finally:
-        for process in reversed(processes):
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(processes)
 
 
 def _run_day(data_dir: Path, master: str, home: Path) -> subprocess.CompletedProcess:

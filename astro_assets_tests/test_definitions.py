@@ -38,8 +38,12 @@ def test_daily_schedule_fills_yesterday():
 
 def test_training_schedule_is_weekly():
     schedule = defs.resolve_schedule_def("weekly_training_schedule")
-    assert schedule.cron_schedule == "0 4 * * 1"
-    assert schedule.job_name == "training_job"
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 4 * * 1", "UTC")  # Mondays 04:00
+    monday = dt.datetime(2026, 11, 30, 4, 0, tzinfo=dt.UTC)
+    with dg.build_schedule_context(scheduled_execution_time=monday) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert monday.weekday() == 0 and schedule.job_name == "training_job"
+    assert request.partition_key is None  # training is not partitioned: it takes its window from config
 
 
 def test_workspace_loads_the_code_location(tmp_path):

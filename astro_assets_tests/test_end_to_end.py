@@ -2,10 +2,15 @@
 real Spark, real GX checks, real torch training, real onnxruntime scoring."""
 
 import datetime as dt
+import re
+import shutil
+import subprocess
+import sys
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -110,3 +115,28 @@ def test_predictions_record_throughput_and_model_version(materialized):
     assert predictions["rows"].value == pq.read_table(layout.partition_dir("daily_predictions", DAY)).num_rows
     assert predictions["rows_per_second"].value > 0
     assert predictions["model_version"].value == meta["onnx_model"].metadata["model_version"].value
+
+
+def test_ci_check_command_fails_when_nulls_appear_after_null_replacement(materialized, tmp_path):
+    """`python -m astro_assets.ci_checks --data-dir` (the README's check command on stored data) passes
+    on the day as materialised and exits 1, naming the check, once nulls are injected into it."""
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.root, data)
+    command = [sys.executable, "-m", "astro_assets.ci_checks", "--data-dir", str(data), "--date", DAY.isoformat()]
+
+    clean = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+    assert "9 run, 0 blocking failures" in clean.stdout
+
+    part = sorted((data / "preprocessed_features" / f"date={DAY}").glob("*.parquet"))[0]
+    table = pq.read_table(part)
+    column = table.schema.get_field_index("features")
+    features = table.column(column).combine_chunks()
+    broken = pa.concat_arrays([pa.nulls(5, type=features.type), features.slice(5)])
+    pq.write_table(table.set_column(column, "features", broken), part)
+
+    failing = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert failing.returncode == 1, failing.stdout[-3000:] + failing.stderr[-3000:]
+    assert re.search(r"preprocessed_features_have_no_nulls\s+FAILED \(ERROR\)", failing.stdout), failing.stdout
+    assert re.search(r"preprocessed_features_within_range\s+passed", failing.stdout), failing.stdout

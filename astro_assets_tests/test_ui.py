@@ -1,0 +1,217 @@
+"""The Dagster UI as a person meets it: `dagster dev` on the project's workspace and shipped instance
+config (temporary DAGSTER_HOME, 127.0.0.1, a free port), driven in headless Debian Chromium through
+Playwright. Screenshots land in test-artifacts/ui/."""
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from astro_assets_tests.processes import free_port, stop_process_groups, wait_until
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+CHROMIUM = Path("/usr/bin/chromium")
+#: Without these, Chromium tries the network at start and stalls on this closed machine.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Days near today: a backfill of raw_features also targets the lag windows of the six days after each
+# day (the TimeWindowPartitionMapping, followed downstream), so a range must end at the newest
+# partition (yesterday) for every targeted day to have its raw data.
+YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+DAY = YESTERDAY - dt.timedelta(days=2)
+BACKFILL_DAYS = [YESTERDAY - dt.timedelta(days=1), YESTERDAY]
+DAILY_ASSETS = ("raw_features", "preprocessed_features", "daily_predictions", "bid_file")
+SIX_ASSETS = ("raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions", "bid_file")
+KEYWORDS = 2_000
+RUN_SECONDS = 600
+
+
+def _unavailable(reason: str):
+    """CI must run the browser test; elsewhere a missing browser is a skip with the reason."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    """`dagster dev` over a data folder that already holds the history and a model (made by
+    `python -m astro_assets.run` for the day before DAY through the same instance)."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    data = tmp_path_factory.mktemp("data")
+    logs = tmp_path_factory.mktemp("logs")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ASTRO_DATA_DIR": str(data), "ASTRO_KEYWORDS": str(KEYWORDS),
+           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    day_before = (DAY - dt.timedelta(days=1)).isoformat()
+    seed = subprocess.run([sys.executable, "-m", "astro_assets.run", "--date", day_before],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert seed.returncode == 0, seed.stderr[-3000:]
+
+    port = free_port()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                              cwd=ROOT, env=env, stdout=open(logs / "dagster-dev.log", "w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: urllib.request.urlopen(f"{base}/server_info", timeout=2).status == 200, 180, "dagster dev")
+        instance = dg.DagsterInstance.from_config(str(home))
+        yield base, instance, data
+        instance.dispose()
+    finally:
+        stop_process_groups([server])
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(logs / "dagster-dev.log", ARTIFACTS / "dagster-dev.log")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium package (`make test` does, as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed: pip install -e '.[dev]'")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def _open(page, url: str) -> None:
+    """Open a page; dismiss the newsletter dialog the UI shows on its first visit."""
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_role("button", name="Skip")
+    if skip.is_visible():
+        skip.click()
+
+
+def _materialize_daily_assets(page, base: str, partitions: str, launch: str) -> None:
+    """On the asset graph: filter to the daily assets, "Materialize all…", pick ``partitions``, launch."""
+    _open(page, f"{base}/asset-groups")
+    page.locator(".CodeMirror").first.click()
+    page.keyboard.type("group:keywords or group:bidding")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Materialize all").click()
+    page.get_by_text("Launch runs to materialize 4 assets").wait_for()
+    page.get_by_role("button", name="Show all partitions").click()  # the dialog opens on the last 90 days
+    partition_input = page.locator("[role=dialog] input:not([type=checkbox])").first
+    partition_input.fill(partitions)
+    partition_input.press("Enter")
+    page.get_by_role("button", name=launch).click()
+
+
+def _shown_as(name: str, label: str) -> bool:
+    """Zoomed out, the graph shortens long names in the middle ("preproce…_features")."""
+    head, _, tail = label.partition("…")
+    return label == name or (bool(tail) and name.startswith(head) and name.endswith(tail))
+
+
+def _materialized_partitions(instance: dg.DagsterInstance, asset: str) -> list[str]:
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    return [r.asset_materialization.partition for r in records]
+
+
+def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
+    from playwright.sync_api import expect
+
+    base, instance, data = dagster_dev
+    _open(page, f"{base}/asset-groups")
+    page.locator("button:has([aria-label=settings])").last.click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    names = page.locator("foreignObject [class*=assetName]")
+    expect(names).to_have_count(len(SIX_ASSETS))
+    labels = names.all_inner_texts()
+    assert all(any(_shown_as(asset, label) for label in labels) for asset in SIX_ASSETS), labels
+    page.screenshot(path=ARTIFACTS / "asset-graph.png")
+
+    _materialize_daily_assets(page, base, DAY.isoformat(), "Launch 1 run")
+    page.get_by_role("link", name="View", exact=True).click()  # on the "Launched run" toast
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_SECONDS * 1000)
+    expect(page.get_by_text(f"partition: {DAY}")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "run.png")
+
+    (run,) = [r for r in instance.get_runs() if r.tags.get("dagster/partition") == DAY.isoformat()]
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    bid_file = data / "bid_file" / f"{DAY}.csv"
+    assert bid_file.read_text().startswith("Campaign,Ad group,Keyword,Criterion Type,Max CPC")
+
+    _open(page, f"{base}/assets/bid_file?partition={DAY}")
+    metadata = page.locator("table", has_text="left_out_below_floor")
+    expect(metadata.get_by_text(str(bid_file))).to_be_visible()
+    expect(metadata.get_by_role("row", name="bids")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "bid-file.png", full_page=True)
+    page.get_by_role("tab", name="Checks").click()
+    expect(page.get_by_text("Checks (2)")).to_be_visible()
+    for check in ("bid_file_max_cpc_within_floor_and_ceiling", "bid_file_never_bids_above_break_even"):
+        # The list on the left (the innermost item holding the name and its status); details on the right.
+        page.locator("div", has=page.get_by_text(check, exact=True)).filter(has_text="Succeeded").last.click()
+        expect(page.get_by_text("blocking", exact=True)).to_be_visible()
+        expect(page.get_by_text("Passed", exact=True)).to_be_visible()
+        expect(page.get_by_role("row", name="failed_expectations 0")).to_be_visible()
+        page.screenshot(path=ARTIFACTS / f"check-{check}.png", full_page=True)
+
+
+def test_a_backfill_from_the_ui_materialises_each_day_once(dagster_dev, page):
+    base, instance, data = dagster_dev
+    keys = [d.isoformat() for d in BACKFILL_DAYS]
+    _materialize_daily_assets(page, base, f"[{keys[0]}...{keys[-1]}]", "Launch backfill")
+
+    def finished() -> bool:  # the backfill's status leaves REQUESTED when the daemon is done with it
+        backfills = instance.get_backfills()
+        return bool(backfills) and backfills[0].status.value not in ("REQUESTED", "CANCELING", "FAILING")
+
+    wait_until(finished, RUN_SECONDS * len(keys), "the backfill")
+    (backfill,) = instance.get_backfills()
+    _open(page, f"{base}/runs/b/{backfill.backfill_id}")
+    page.screenshot(path=ARTIFACTS / "backfill.png", full_page=True)
+    assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
+    for asset in DAILY_ASSETS:
+        done = [p for p in _materialized_partitions(instance, asset) if p in keys]
+        assert sorted(done) == keys, (asset, done)
+    assert all((data / "bid_file" / f"{key}.csv").exists() for key in keys)
+
+
+def test_the_daemon_picks_up_the_daily_schedule_when_it_is_turned_on(dagster_dev, page):
+    from playwright.sync_api import expect
+
+    base, instance, _ = dagster_dev
+    _open(page, f"{base}/automation")
+    page.get_by_role("link", name="daily_bid_job_schedule").click()
+    running = page.locator("tr", has_text="Running")
+    expect(running.locator("input[type=checkbox]")).not_to_be_checked()
+    turned_on = time.time()
+    running.locator("label").first.click()
+    expect(running.locator("input[type=checkbox]")).to_be_checked()
+
+    def schedule_state():
+        (state,) = [s for s in instance.all_instigator_state() if s.instigator_name == "daily_bid_job_schedule"]
+        return state
+
+    # The scheduler daemon that `dagster dev` started records each pass over a running schedule.
+    wait_until(lambda: (schedule_state().instigator_data.last_iteration_timestamp or 0) >= turned_on - 1, 120,
+               "the scheduler daemon's first pass over daily_bid_job_schedule")
+    assert schedule_state().status.value == "RUNNING"
+    page.screenshot(path=ARTIFACTS / "schedule-on.png")
