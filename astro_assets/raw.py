@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from astro_assets.features import RAW_COLUMNS
 from astro_assets.lagging import shard_file_name
 from astro_assets.partitions import daily_partition_def, days_in
-from astro_assets.resources import AstroStorage, SyntheticKeywordSource
+from astro_assets.resources import AstroStorage, KeywordSource
 from astro_assets.storage import DataLayout, publishing_dir, shard_count
 
 RAW_SCHEMA = pa.schema(
@@ -65,7 +65,7 @@ def null_counts(table: pa.Table) -> dict[str, int]:
     description="One row per keyword per day: the Google Ads keyword performance report.",
 )
 def raw_features(
-    context: dg.AssetExecutionContext, storage: AstroStorage, keyword_source: SyntheticKeywordSource
+    context: dg.AssetExecutionContext, storage: AstroStorage, keyword_source: KeywordSource
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
     rows = 0

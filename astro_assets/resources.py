@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -33,7 +34,18 @@ class AstroStorage(dg.ConfigurableResource):
         return DataLayout(self.data_dir)
 
 
-class SyntheticKeywordSource(dg.ConfigurableResource):
+class KeywordSource(dg.ConfigurableResource):
+    """Where a day's keyword report comes from (the ``keyword_source`` resource)."""
+
+    def keyword_report(self, day: dt.date) -> pa.Table:
+        raise NotImplementedError
+
+    def expected_value_per_click(self, day: dt.date) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Ground truth: keyword ids -> true expected value per click on ``day``; None for real data."""
+        return None
+
+
+class SyntheticKeywordSource(KeywordSource):
     """The embedded keyword report source: a deterministic generator (same seed and day, same rows)."""
 
     seed: int = 7
@@ -43,9 +55,24 @@ class SyntheticKeywordSource(dg.ConfigurableResource):
         return synthetic.keyword_report(self.seed, self.keywords, day)
 
     def expected_value_per_click(self, day: dt.date) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Ground truth: keyword ids -> true expected value per click on ``day`` (None for real data)."""
         values = synthetic.expected_value_per_click(self.seed, self.keywords, day)
         return lambda keyword_ids: values[synthetic.keyword_index(keyword_ids)]
+
+
+class GoogleAdsReportFolder(KeywordSource):
+    """Real Google Ads keyword reports (``ASTRO_REPORTS_DIR``): every ``*.csv`` / ``*.parquet`` in the
+    folder, read and validated as ``python -m astro_assets.ingest`` does; the day's rows are the report."""
+
+    folder: str
+
+    def keyword_report(self, day: dt.date) -> pa.Table:
+        from astro_assets.ingest import IngestError, report_for_day
+
+        files = sorted(str(p) for pattern in ("*.csv", "*.parquet") for p in Path(self.folder).glob(pattern))
+        table = report_for_day(files, day)
+        if table is None:
+            raise IngestError(f"{self.folder}: no report has rows for {day} ({len(files)} files read)")
+        return table
 
 
 class BidPolicy(dg.ConfigurableResource):
@@ -94,7 +121,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return {
         "storage": AstroStorage(data_dir=settings.data_dir),
-        "keyword_source": SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords),
+        "keyword_source": GoogleAdsReportFolder(folder=settings.reports_dir) if settings.reports_dir
+        else SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords),
         "pyspark": PySparkResource(spark_config=spark_config(settings)),
         "bid_policy": BidPolicy(),
     }

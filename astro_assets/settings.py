@@ -41,6 +41,13 @@ def _memory(name: str, default: str) -> str:
     return raw
 
 
+def _existing_dir(name: str) -> str | None:
+    raw = os.environ.get(name)
+    if raw and not os.path.isdir(raw):
+        raise SettingsError(f"{name}={raw!r} is not a folder")
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str
@@ -51,6 +58,8 @@ class Settings:
     spark_driver_memory: str
     spark_shuffle_partitions: int
     arrow_batch_rows: int
+    #: A folder of Google Ads keyword reports to read raw_features from instead of the synthetic account.
+    reports_dir: str | None = None
 
 
 def spark_master_from_env() -> str:
@@ -76,4 +85,5 @@ def load_settings() -> Settings:
         spark_driver_memory=_memory("ASTRO_SPARK_DRIVER_MEMORY", "6g"),
         spark_shuffle_partitions=_positive_int("ASTRO_SPARK_SHUFFLE_PARTITIONS", 8),
         arrow_batch_rows=_positive_int("ASTRO_ARROW_BATCH_ROWS", 10_000),
+        reports_dir=_existing_dir("ASTRO_REPORTS_DIR"),
     )

@@ -25,7 +25,7 @@ from astro_assets.features import LAGS, N_FEATURES
 from astro_assets.plots import line_plot_markdown
 from astro_assets.preprocess import MissingHistoryError, read_partition
 from astro_assets.scoring import features_matrix
-from astro_assets.resources import AstroStorage, SyntheticKeywordSource
+from astro_assets.resources import AstroStorage, KeywordSource
 from astro_assets.storage import DataLayout, publishing_dir, publishing_file
 
 HOLDOUT_BATCH_ROWS = 2048
@@ -281,7 +281,7 @@ def trained_model(
     config: TrainingConfig,
     storage: AstroStorage,
     pyspark: PySparkResource,
-    keyword_source: SyntheticKeywordSource,
+    keyword_source: KeywordSource,
 ) -> dg.MaterializeResult:
     layout = storage.layout
     end = resolve_end_date(config, layout)

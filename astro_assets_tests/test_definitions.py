@@ -74,7 +74,8 @@ def test_shipped_instance_turns_telemetry_off_and_limits_spark_runs(tmp_path):
 @pytest.mark.parametrize(
     "name, value, words",
     [("ASTRO_KEYWORDS", "lots", "not a whole number"), ("ASTRO_KEYWORDS", "-5", "positive"),
-     ("ASTRO_SPARK_MASTER", "nowhere", "not a Spark master URL"), ("ASTRO_START_DATE", "yesterday", "not a date")],
+     ("ASTRO_SPARK_MASTER", "nowhere", "not a Spark master URL"), ("ASTRO_START_DATE", "yesterday", "not a date"),
+     ("ASTRO_REPORTS_DIR", "/no/such/folder", "not a folder")],
 )
 def test_nonsense_settings_name_the_variable(monkeypatch, name, value, words):
     monkeypatch.setenv(name, value)
