@@ -8,6 +8,7 @@ counted): raising it to the floor would bid at a loss.
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -131,16 +132,27 @@ def audit_dir(layout: DataLayout, day: dt.date):
 
 
 def publish_bid_file(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
-    """The upload CSV (Editor columns only) and its audit Parquet (keyword id, prediction, bid)."""
-    with publishing_dir(audit_dir(layout, day)) as staging:
-        staging.mkdir(parents=True)
-        pq.write_table(table.select(["keyword_id", "predicted_value_per_click", "max_cpc"]),
-                       staging / "part-00000.parquet")
-        (staging / "_SUCCESS").touch()
-    with publishing_file(layout.bid_file(day)) as tmp, open(tmp, "wb") as out:
-        out.write((",".join(BID_FILE_COLUMNS) + "\n").encode())
-        csv.write_csv(table.select(list(BID_FILE_COLUMNS)), out,
-                      write_options=csv.WriteOptions(include_header=False, quoting_style="needed"))
+    """The upload CSV (Editor columns only) and its audit Parquet (keyword id, prediction, bid).
+
+    The CSV is staged first, beside its destination: a folder that cannot be written stops here,
+    before anything is published. The audit is published next, then the CSV renamed into place.
+    """
+    destination = layout.bid_file(day)
+    try:
+        with publishing_file(destination) as tmp, open(tmp, "wb") as out:
+            out.write((",".join(BID_FILE_COLUMNS) + "\n").encode())
+            csv.write_csv(table.select(list(BID_FILE_COLUMNS)), out,
+                          write_options=csv.WriteOptions(include_header=False, quoting_style="needed"))
+            with publishing_dir(audit_dir(layout, day)) as staging:
+                staging.mkdir(parents=True)
+                pq.write_table(table.select(["keyword_id", "predicted_value_per_click", "max_cpc"]),
+                               staging / "part-00000.parquet")
+                (staging / "_SUCCESS").touch()
+    except PermissionError as error:
+        raise PermissionError(
+            f"bid_file {day}: cannot write into {error.filename and Path(error.filename).parent} "
+            f"({error.strerror}); nothing for {day} was published, {destination.name} is unchanged"
+        ) from error
 
 
 @dg.asset(

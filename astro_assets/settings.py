@@ -63,11 +63,13 @@ class Settings:
 
 
 def spark_master_from_env() -> str:
-    master = os.environ.get("ASTRO_SPARK_MASTER") or "local[*]"
+    # local[*,4]: all cores, and a failed task (e.g. a killed Python worker) is retried up to 4 times,
+    # as spark.task.maxFailures does on a cluster (plain local[*] gives up at the first failure).
+    master = os.environ.get("ASTRO_SPARK_MASTER") or "local[*,4]"
     if not _MASTER.match(master):
         raise SettingsError(
             f"ASTRO_SPARK_MASTER={master!r} is not a Spark master URL "
-            "(local[*], local[N], spark://host:port, yarn, k8s://https://host:port)"
+            "(local[*], local[N], local[N,retries], spark://host:port, yarn, k8s://https://host:port)"
         )
     return master
 

@@ -31,8 +31,9 @@ def port_open(port: int) -> bool:
         return True
 
 
-def stop_process_groups(processes: list[subprocess.Popen]) -> None:
-    """Stop each process and everything it started (each was started with start_new_session=True)."""
+def stop_process_groups(processes: list[subprocess.Popen], grace: float = 10) -> None:
+    """Stop each process and everything it started (each was started with start_new_session=True):
+    SIGTERM, then SIGKILL after ``grace`` seconds."""
     for process in reversed(processes):
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -40,6 +41,6 @@ def stop_process_groups(processes: list[subprocess.Popen]) -> None:
             continue
     for process in processes:
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)

@@ -2,10 +2,14 @@
 real Spark, real GX checks, real torch training, real onnxruntime scoring."""
 
 import datetime as dt
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -16,6 +20,7 @@ import pytest
 
 from astro_assets.bids import BID_FILE_COLUMNS, EDITOR_MATCH_TYPES
 from astro_assets.features import LAGS
+from astro_assets.jobs import daily_bid_job
 from astro_assets.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
 from astro_assets.storage import DataLayout
 
@@ -140,3 +145,151 @@ def test_ci_check_command_fails_when_nulls_appear_after_null_replacement(materia
     assert failing.returncode == 1, failing.stdout[-3000:] + failing.stderr[-3000:]
     assert re.search(r"preprocessed_features_have_no_nulls\s+FAILED \(ERROR\)", failing.stdout), failing.stdout
     assert re.search(r"preprocessed_features_within_range\s+passed", failing.stdout), failing.stdout
+
+
+#: Scores DAY's predictions in a Spark session of its own, configured as the product configures it.
+PREDICT_DAY = """
+import datetime as dt, sys
+from pyspark.sql import SparkSession
+from astro_assets.predict import read_model, write_predictions
+from astro_assets.resources import spark_config
+from astro_assets.settings import load_settings
+from astro_assets.storage import DataLayout
+
+builder = SparkSession.builder
+for key, value in spark_config(load_settings()).items():
+    builder = builder.config(key, str(value))
+spark = builder.getOrCreate()
+layout = DataLayout(sys.argv[1])
+model, description = read_model(layout)
+rows = write_predictions(spark, layout, dt.date.fromisoformat(sys.argv[2]), model, description["astro.model_version"],
+                         batch_rows=1)  # one row per Arrow batch: a task lasts long enough to be caught in the act
+print(f"rows={rows}")
+"""
+
+
+def _holders(path: Path) -> list[int]:
+    """Process ids with ``path`` open."""
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored_once(materialized, tmp_path):
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.root, data)
+    shutil.rmtree(data / "daily_predictions" / f"date={DAY}")
+    # The product's default master (local[*,4]): the retry must come from the defaults, not from the test.
+    env = {key: value for key, value in os.environ.items() if key != "ASTRO_SPARK_MASTER"}
+    env["ASTRO_DATA_DIR"] = str(data)
+    run = subprocess.Popen([sys.executable, "-c", PREDICT_DAY, str(data), DAY.isoformat()], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and run.poll() is None and time.monotonic() < deadline:
+        # The worker scoring shard 0 holds its output file open (in the staging folder) until it is done.
+        for part in (data / "daily_predictions").glob(".*/part-00000.parquet"):
+            for pid in _holders(part):
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+        time.sleep(0.005)
+    out, err = run.communicate(timeout=600)
+    assert killed is not None, "never saw a worker scoring shard 0"
+    assert run.returncode == 0, err[-3000:]
+    assert re.search(r"Lost task|Python worker exited unexpectedly|crashed", err), err[-3000:]
+
+    scored = pq.read_table(data / "daily_predictions" / f"date={DAY}").to_pandas()
+    clean = pq.read_table(layout.partition_dir("daily_predictions", DAY)).to_pandas()
+    assert scored.keyword_id.is_unique and len(scored) == len(clean) == int(out.split("rows=")[1])
+    pd.testing.assert_frame_equal(scored.sort_values("keyword_id", ignore_index=True),
+                                  clean.sort_values("keyword_id", ignore_index=True))
+
+
+def daily_bid_job_on_test_data() -> dg.JobDefinition:
+    """daily_bid_job over $ASTRO_TEST_DATA_DIR and the test account, reconstructable (for re-execution)."""
+    from astro_assets.definitions import ASSETS, defs
+
+    resources = {**defs.resources, "storage": AstroStorage(data_dir=os.environ["ASTRO_TEST_DATA_DIR"]),
+                 "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS)}
+    return dg.Definitions(assets=ASSETS, asset_checks=defs.asset_checks, jobs=[daily_bid_job], resources=resources,
+                          executor=dg.in_process_executor).resolve_job_def("daily_bid_job")
+
+
+def _files(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(folder)`` makes a folder unwritable even for root (chmod, else the immutable
+    attribute) and returns the function that undoes it; undone at the end of the test in any case."""
+    undo = []
+
+    def make(folder: Path):
+        def writable() -> None:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+            folder.chmod(0o755)
+
+        folder.chmod(0o555)
+        undo.append(writable)
+        probe = folder / ".probe"
+        try:
+            probe.touch()
+        except PermissionError:
+            return writable
+        probe.unlink()
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip(f"cannot make {folder} read-only on this machine (root, no chattr)")
+        return writable
+
+    yield make
+    for writable in undo:
+        writable()
+
+
+def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_the_clean_result(
+        materialized, tmp_path, monkeypatch, dagster_instance, read_only):
+    """Re-running DAY rewrites its partitions byte for byte and touches no other day; the bid file
+    step fails on a folder it cannot write without publishing anything; Dagster's re-execution from
+    failure then runs only what failed and ends with the clean run's bid file."""
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.root, data, copy_function=shutil.copy2)
+    monkeypatch.setenv("ASTRO_TEST_DATA_DIR", str(data))
+    day_folders = [f"{asset}/date={DAY}" for asset in ("raw_features", "preprocessed_features", "daily_predictions")]
+    before = _files(data)
+    writable = read_only(data / "bid_file")
+
+    job = dg.reconstructable(daily_bid_job_on_test_data)
+    with dg.execute_job(job, dagster_instance, tags={"dagster/partition": DAY.isoformat()},
+                        raise_on_error=False) as failed:
+        assert not failed.success
+        (failure,) = [e for e in failed.all_events if e.is_step_failure]
+        message = failure.event_specific_data.error.to_string()
+        run_id = failed.run_id
+    assert failure.step_key == "bid_file"
+    assert f"cannot write into {data / 'bid_file'}" in message and f"nothing for {DAY} was published" in message
+
+    after = _files(data)
+    assert after.keys() == before.keys()
+    for path, (content, mtime) in after.items():
+        assert content == before[path][0], f"{path} changed"  # byte-identical re-materialisation
+        rewritten = any(path.startswith(folder) for folder in day_folders)
+        assert rewritten or mtime == before[path][1], f"{path} was touched"  # no other partition, no bid file
+
+    writable()
+    (data / "bid_file" / f"{DAY}.csv").unlink()
+    options = dg.ReexecutionOptions.from_failure(run_id, dagster_instance)
+    partition = {"dagster/partition": DAY.isoformat()}  # as the UI does, the re-execution keeps the run's partition
+    with dg.execute_job(job, dagster_instance, tags=partition, reexecution_options=options) as resumed:
+        assert resumed.success
+        ran = {e.step_key for e in resumed.all_events if e.is_step_success}
+    assert "bid_file" in ran and not ran & {"raw_features", "preprocessed_features", "daily_predictions"}
+    assert (data / "bid_file" / f"{DAY}.csv").read_bytes() == layout.bid_file(DAY).read_bytes()
