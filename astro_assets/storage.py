@@ -118,7 +118,12 @@ def publishing_dir(final: Path) -> Iterator[Path]:
 
 
 def recover_dir(final: Path) -> None:
-    """Restore the previous version of ``final`` if a publish died between its two renames."""
+    """Restore the previous version of ``final`` if a publish died between its two renames, and
+    remove the staging folders of publishes of ``final`` that died before renaming. A partition has
+    one writer at a time (a run writes each of its partitions once; the instance's concurrency limits
+    keep Spark runs apart), so a staging folder found here belongs to a dead run."""
+    for stale in final.parent.glob(f".{final.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     backup = final.with_name(f".{final.name}.previous")
     if backup.exists():
         if final.exists():

@@ -293,3 +293,39 @@ def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_th
         ran = {e.step_key for e in resumed.all_events if e.is_step_success}
     assert "bid_file" in ran and not ran & {"raw_features", "preprocessed_features", "daily_predictions"}
     assert (data / "bid_file" / f"{DAY}.csv").read_bytes() == layout.bid_file(DAY).read_bytes()
+
+
+def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_the_next_run_succeeds(
+        materialized, tmp_path):
+    """SIGKILL the whole `make run` process group (driver, JVM, Python workers) while a task is half-way
+    through writing the day's predictions: the published partition is still the previous version,
+    byte for byte, and the next run publishes the same predictions again."""
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.root, data, copy_function=shutil.copy2)
+    predictions = data / "daily_predictions" / f"date={DAY}"
+    previous = _files(predictions)
+    env = {**os.environ, "ASTRO_DATA_DIR": str(data), "ASTRO_KEYWORDS": str(KEYWORDS), "ASTRO_SEED": "11",
+           "ASTRO_ARROW_BATCH_ROWS": "1"}  # one row per batch: scoring takes long enough to be interrupted
+    command = [sys.executable, "-m", "astro_assets.run", "--date", DAY.isoformat()]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    killed = False
+    deadline = time.monotonic() + 300
+    while not killed and run.poll() is None and time.monotonic() < deadline:
+        for part in (data / "daily_predictions").glob(f".date={DAY}.staging-*/part-00000.parquet"):
+            if _holders(part):  # a worker is writing it: the new version is half there
+                os.killpg(run.pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.005)
+    run.wait(timeout=60)
+    assert killed, "the run finished before it could be killed while writing"
+    assert _files(predictions) == previous
+
+    env.pop("ASTRO_ARROW_BATCH_ROWS")
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert {path: content for path, (content, _) in _files(predictions).items()} == {
+        path: content for path, (content, _) in previous.items()}
+    assert not list((data / "daily_predictions").glob(".*"))  # the next publish cleared the dead run's staging

@@ -35,6 +35,19 @@ def test_a_crash_halfway_keeps_the_previous_version_and_the_next_run_succeeds(tm
     assert (final / "part-0").read_text() == "new"
 
 
+def test_a_dead_publish_leaves_staging_that_the_next_publish_removes(tmp_path):
+    final = tmp_path / "date=2026-05-01"
+    dead = tmp_path / ".date=2026-05-01.staging-deadbeef"
+    dead.mkdir()
+    (dead / "part-0").write_text("half")
+    other_day = tmp_path / ".date=2026-05-02.staging-cafecafe"
+    other_day.mkdir()
+    with publishing_dir(final) as staging:
+        staging.mkdir()
+        (staging / "part-0").write_text("new")
+    assert not dead.exists() and other_day.exists()
+
+
 def test_a_crash_between_the_two_renames_is_recovered(tmp_path):
     final = tmp_path / "date=2026-05-01"
     backup = tmp_path / ".date=2026-05-01.previous"
