@@ -82,3 +82,17 @@ def test_nonsense_settings_name_the_variable(monkeypatch, name, value, words):
     with pytest.raises(SettingsError, match=name) as error:
         load_settings()
     assert words in str(error.value)
+
+
+def test_a_partition_for_a_day_not_over_is_refused(dagster_instance, tmp_path):
+    """Today (UTC) is not a partition yet: its report is incomplete until the day ends."""
+    from astro_assets.partitions import daily_partition_def
+    from astro_assets.raw import raw_features
+    from astro_assets.resources import AstroStorage, SyntheticKeywordSource
+
+    today = dt.datetime.now(dt.UTC).date()
+    assert daily_partition_def.get_last_partition_key() == (today - dt.timedelta(days=1)).isoformat()
+    with pytest.raises(dg.DagsterUnknownPartitionError, match=today.isoformat()):
+        dg.materialize([raw_features], partition_key=today.isoformat(), instance=dagster_instance, resources={
+            "storage": AstroStorage(data_dir=str(tmp_path / "data")), "keyword_source": SyntheticKeywordSource()})
+    assert not (tmp_path / "data").exists()

@@ -20,7 +20,7 @@ import pytest
 
 from astro_assets.bids import BID_FILE_COLUMNS, EDITOR_MATCH_TYPES
 from astro_assets.features import LAGS
-from astro_assets.jobs import daily_bid_job
+from astro_assets.jobs import DAILY_ASSETS, daily_bid_job
 from astro_assets.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
 from astro_assets.storage import DataLayout
 
@@ -89,7 +89,8 @@ def test_bid_file_matches_the_predictions(materialized):
 
     policy = BidPolicy()
     expected = predictions.merge(features, on="keyword_id")
-    expected["cents"] = np.floor(expected.predicted_value_per_click.astype(float) * (1 - policy.target_margin) * 100 + 1e-9)
+    break_even = expected.predicted_value_per_click.astype(float) * (1 - policy.target_margin)
+    expected["cents"] = np.floor(break_even * 100 + 1e-9)
     expected["cents"] = np.minimum(expected.cents, policy.ceiling * 100)
     expected = expected[expected.cents >= policy.floor * 100]
     expected = expected.assign(
@@ -329,3 +330,66 @@ def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_
     assert {path: content for path, (content, _) in _files(predictions).items()} == {
         path: content for path, (content, _) in previous.items()}
     assert not list((data / "daily_predictions").glob(".*"))  # the next publish cleared the dead run's staging
+
+
+def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_changes(materialized, tmp_path,
+                                                                                  dagster_instance):
+    from astro_assets.definitions import ASSETS, defs
+
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.root, data, copy_function=shutil.copy2)
+    before = _files(data)
+    resources = {**defs.resources, "storage": AstroStorage(data_dir=str(data)),
+                 "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS)}
+
+    def failure(selection, **kwargs) -> str:
+        result = dg.materialize([*ASSETS, *defs.asset_checks], selection=selection, instance=dagster_instance,
+                                resources=resources, raise_on_error=False, **kwargs)
+        assert not result.success
+        (event,) = [e for e in result.all_events if e.is_step_failure]
+        error, messages = event.event_specific_data.error, []
+        while error is not None:  # the step's error and what caused it
+            messages.append(error.message)
+            error = error.cause
+        return "\n".join(messages)
+
+    next_day = DAY + dt.timedelta(days=1)  # its raw report was never made: its lag window lacks one day
+    lags = failure(dg.AssetSelection.assets("preprocessed_features").without_checks(),
+                   partition_key=next_day.isoformat())
+    assert f"raw_features has no partition for {next_day}" in lags and f"1 of the {LAGS} days needed" in lags
+
+    later = DAY + dt.timedelta(days=3)
+    config = {"ops": {"trained_model": {"config": {"end_date": later.isoformat(), "epochs": 1}}}}
+    training = failure(dg.AssetSelection.assets("trained_model"), run_config=config)
+    assert f"training up to {later} needs preprocessed_features" in training
+    assert f"missing 2: {DAY + dt.timedelta(days=1)}, {DAY + dt.timedelta(days=2)}. Backfill them first." in training
+    assert _files(data) == before
+
+
+def test_a_30_day_backfill_run_twice_gives_the_same_files(materialized, tmp_path, dagster_instance):
+    """Thirty days of the daily assets (after their week of raw history), day by day as a backfill
+    runs them, twice over: every file of the second pass is byte-identical to the first."""
+    from astro_assets.definitions import ASSETS, defs
+    from astro_assets.run import days
+
+    layout, _, _ = materialized
+    data = tmp_path / "data"
+    shutil.copytree(layout.onnx_dir(), data / "onnx_model")
+    resources = {**defs.resources, "storage": AstroStorage(data_dir=str(data)),
+                 "keyword_source": SyntheticKeywordSource(seed=5, keywords=500)}
+    first = DAY + dt.timedelta(days=LAGS)
+    backfill = days(first, first + dt.timedelta(days=29))
+
+    def run_backfill() -> dict[str, bytes]:
+        for day in days(DAY + dt.timedelta(days=1), first - dt.timedelta(days=1)):
+            dg.materialize(ASSETS, selection=["raw_features"], partition_key=day.isoformat(),
+                           instance=dagster_instance, resources=resources)
+        for day in backfill:
+            dg.materialize(ASSETS, selection=list(DAILY_ASSETS), partition_key=day.isoformat(),
+                           instance=dagster_instance, resources=resources)
+        return {path: content for path, (content, _) in _files(data).items() if not path.startswith("onnx_model")}
+
+    once = run_backfill()
+    assert len([p for p in once if p.startswith("bid_file/") and p.endswith(".csv")]) == 30
+    assert run_backfill() == once

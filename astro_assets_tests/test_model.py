@@ -9,6 +9,9 @@ import numpy as np
 import onnx
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from astro_assets import scoring
 from astro_assets.export import PARITY_TOLERANCE, export_onnx, parity, publish_onnx
@@ -44,6 +47,28 @@ def test_scaler_is_fitted_per_feature_and_never_divides_by_zero():
     mean, std = fit_scaler(x)
     assert mean[0] == pytest.approx(1.5) and std[0] == pytest.approx(np.std(np.arange(4)))
     assert np.all(std[1:] == 1.0)  # constant features
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 6), st.just(LAGS), st.just(N_FEATURES)),
+               elements=st.floats(-1e4, 1e4, width=32)),
+    st.randoms(use_true_random=False),
+)
+def test_scaling_is_finite_centred_and_ignores_row_order(x, random):
+    """For any finite training window: finite parameters, scaled values centred with unit spread
+    (or left unscaled where a feature is constant), and the same parameters in any row order."""
+    mean, std = fit_scaler(x)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)
+    scaled = (x.reshape(-1, N_FEATURES).astype(np.float64) - mean) / std
+    assert np.all(np.isfinite(scaled))
+    assert np.allclose(scaled.mean(axis=0), 0, atol=1e-3)
+    spread = scaled.std(axis=0)
+    assert np.all((np.abs(spread - 1) < 1e-3) | (spread < 1e-3))
+    order = list(range(len(x)))
+    random.shuffle(order)
+    shuffled_mean, shuffled_std = fit_scaler(x[order])
+    assert np.allclose(shuffled_mean, mean, rtol=1e-5, atol=1e-3) and np.allclose(shuffled_std, std, rtol=1e-5)
 
 
 def test_training_is_reproducible_and_learns():
@@ -123,6 +148,7 @@ def test_a_model_for_other_features_is_refused(tmp_path, exported):
             prop.value = json.dumps([*FEATURE_NAMES[:-1], "avg_position"])
     layout = DataLayout(tmp_path)
     publish_onnx(layout, version, proto.SerializeToString())
-    with pytest.raises(ModelMismatchError, match=r"features only in the model: \['avg_position'\], missing from it: \['is_phrase'\]"):
+    mismatch = r"features only in the model: \['avg_position'\], missing from it: \['is_phrase'\]"
+    with pytest.raises(ModelMismatchError, match=mismatch):
         read_model(layout)
     assert not layout.asset_dir("daily_predictions").exists()

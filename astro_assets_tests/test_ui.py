@@ -215,3 +215,29 @@ def test_the_daemon_picks_up_the_daily_schedule_when_it_is_turned_on(dagster_dev
                "the scheduler daemon's first pass over daily_bid_job_schedule")
     assert schedule_state().status.value == "RUNNING"
     page.screenshot(path=ARTIFACTS / "schedule-on.png")
+
+
+def test_two_daily_runs_at_once_both_succeed_one_after_the_other(dagster_dev):
+    """Two daily_bid_job runs for different days submitted together: the shipped instance's run queue
+    (tag astro/spark, limit 1) starts the second when the first ends; both succeed, and each day's
+    files that existed come out byte for byte as before (days the seeding run already made)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    base, instance, data = dagster_dev
+    days = [DAY - dt.timedelta(days=2), DAY - dt.timedelta(days=1)]
+    folders = [data / asset / f"date={d}" for d in days
+               for asset in ("raw_features", "preprocessed_features", "daily_predictions")]
+    folders = [f for f in folders if f.exists()]  # the seeding run made predictions for DAY - 1 only
+    assert len(folders) == 5
+    before = {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in folders}
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(base.rsplit(":", 1)[1]))
+    run_ids = [client.submit_job_execution("daily_bid_job", tags={"dagster/partition": d.isoformat()}) for d in days]
+
+    def finished() -> bool:
+        return all(instance.get_run_by_id(r).is_finished for r in run_ids)
+
+    wait_until(finished, RUN_SECONDS * len(run_ids), "both runs")
+    records = sorted((instance.get_run_record_by_id(r) for r in run_ids), key=lambda r: r.start_time)
+    assert [r.dagster_run.status.value for r in records] == ["SUCCESS", "SUCCESS"]
+    assert records[1].start_time >= records[0].end_time  # the second waited in the queue
+    assert {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in folders} == before
