@@ -83,7 +83,6 @@ NOT_NULL = ("campaign_id", "campaign_name", "ad_group_id", "ad_group_name", "key
 MATCH_TYPE_NAMES = {"exact match": "EXACT", "phrase match": "PHRASE", "broad match": "BROAD",
                     "exact": "EXACT", "phrase": "PHRASE", "broad": "BROAD"}
 INTEGER_COLUMNS = ("campaign_id", "ad_group_id", "keyword_id", "impressions", "clicks", "quality_score")
-FLOAT_COLUMNS = ("conversions", "conversion_value", "search_impression_share")
 NON_NEGATIVE = ("impressions", "clicks", "cost_micros", "conversions", "conversion_value")
 #: Google's bucketed impression share values.
 IMPRESSION_SHARE_BUCKETS = {"< 10%": 0.05, "> 90%": 0.95}
@@ -115,7 +114,7 @@ def _read_ui_csv(path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: not a well-formed CSV report below its header (line {header + 1}): "
                           f"{error}") from None
     first = frame.columns[0]
-    totals = frame[first].str.startswith("Total:") | frame.apply(lambda r: (r == "").all(), axis=1)
+    totals = frame[first].str.startswith("Total:") | (frame == "").all(axis=1)
     return frame[~totals]
 
 
@@ -138,7 +137,7 @@ def read_report(path: str | os.PathLike[str]) -> tuple[str, pd.DataFrame]:
 def _text(series: pd.Series) -> pd.Series:
     """Strings with the UI's empty markers (``--``, blank) as nulls."""
     values = series.astype("string").str.strip()
-    return values.mask(values.isin(["--", "", " --"]))
+    return values.mask(values.isin(["--", ""]))
 
 
 def _numbers(series: pd.Series, column: str, problems: list[str], where: str, percent: bool = False,
