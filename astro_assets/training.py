@@ -24,8 +24,8 @@ from torch import nn
 from astro_assets.features import LAGS, N_FEATURES
 from astro_assets.plots import line_plot_markdown
 from astro_assets.preprocess import MissingHistoryError, read_partition
-from astro_assets.scoring import features_matrix
 from astro_assets.resources import AstroStorage, KeywordSource
+from astro_assets.scoring import features_matrix
 from astro_assets.storage import DataLayout, publishing_dir, publishing_file
 
 HOLDOUT_BATCH_ROWS = 2048
