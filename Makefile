@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup run test bench ui java browser clean
+.PHONY: setup run test bench backtest ui java browser clean
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -46,6 +46,10 @@ test: java setup browser
 # The benchmark (10M keywords by default; BENCH_ARGS="--keywords 1000000,10000000 --json bench.json").
 bench: java setup
 	$(BIN)/python -m astro_assets.bench $(BENCH_ARGS)
+
+# Would the bids have made money? 20,000 keywords x 14 held-out days by default (BACKTEST_ARGS="--json backtest.json").
+backtest: setup
+	$(BIN)/python -m astro_assets.backtest $(BACKTEST_ARGS)
 
 ui: java setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -3,6 +3,10 @@
 The graph takes the null-replaced lagged features ``[batch, T, F]`` and applies the training
 window's scaler itself; ``metadata_props`` carry the feature order, T, the scaler parameters and the
 model version, so scoring needs this file and nothing else.
+
+Only a model that earned promotion (``training.promotion``: it beat the trailing mean on the held-out
+day by the stated margin) replaces ``model.onnx``; otherwise the previous model stays in place and the
+materialisation says why.
 """
 
 import hashlib
@@ -92,6 +96,8 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
     layout = storage.layout
     started = time.perf_counter()
     version, model, record, holdout = load_trained_model(layout)
+    if not record.get("promote", True):
+        return keep_previous_model(context, layout, version, record.get("promotion_reason", ""))
     onnx_bytes = export_onnx(model, version, record)
     difference = parity(model, onnx_bytes, holdout)
     if difference > PARITY_TOLERANCE:
@@ -105,6 +111,8 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
+            "promoted": dg.MetadataValue.bool(True),
+            "promotion_reason": record.get("promotion_reason", ""),
             "opset": dg.MetadataValue.int(OPSET),
             "parity_max_abs_difference": dg.MetadataValue.float(difference),
             "parity_rows": dg.MetadataValue.int(len(holdout)),
@@ -112,5 +120,35 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
             "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
             "path": dg.MetadataValue.path(str(layout.onnx_model())),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
+    )
+
+
+def published_version(layout: DataLayout) -> str | None:
+    """The model version inside the published ``model.onnx``, if there is one."""
+    path = layout.onnx_model()
+    if not path.exists():
+        return None
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get("astro.model_version")
+
+
+def keep_previous_model(context: dg.AssetExecutionContext, layout: DataLayout, candidate: str,
+                        reason: str) -> dg.MaterializeResult:
+    """The trained model was not promoted: leave ``model.onnx`` as it is and say why."""
+    kept = published_version(layout)
+    if kept is None:
+        raise dg.Failure(
+            f"trained model {candidate} was not promoted ({reason}) and there is no earlier model at "
+            f"{layout.onnx_model()} to keep: no predictions can be made until a model beats the trailing mean."
+        )
+    context.log.warning(f"onnx_model: kept {kept}; trained model {candidate} not promoted: {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": kept,
+            "promoted": dg.MetadataValue.bool(False),
+            "candidate_version": candidate,
+            "promotion_reason": reason,
+            "path": dg.MetadataValue.path(str(layout.onnx_model())),
         }
     )

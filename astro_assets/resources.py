@@ -82,6 +82,10 @@ class BidPolicy(dg.ConfigurableResource):
     floor: float = 0.05
     ceiling: float = 25.0
     currency_unit: float = 0.01
+    #: A keyword's bid moves at most this fraction from the previous day's published bid.
+    max_daily_change: float = 0.25
+    #: Clicks of evidence at which a keyword's own prediction and its ad group's weigh the same.
+    shrinkage_clicks: float = 5.0
 
     def validate(self) -> None:
         if not 0.0 <= self.target_margin < 1.0:
@@ -90,6 +94,10 @@ class BidPolicy(dg.ConfigurableResource):
             raise ValueError(f"floor={self.floor} and ceiling={self.ceiling} need 0 < floor <= ceiling")
         if self.currency_unit <= 0:
             raise ValueError(f"currency_unit={self.currency_unit} must be positive")
+        if not 0.0 < self.max_daily_change:
+            raise ValueError(f"max_daily_change={self.max_daily_change} must be positive")
+        if self.shrinkage_clicks < 0:
+            raise ValueError(f"shrinkage_clicks={self.shrinkage_clicks} must not be negative")
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:

@@ -5,6 +5,10 @@ conversion rate, value per conversion, a slow trend); each day is then drawn fro
 alone, so any day can be computed on its own (backfills are independent) and reruns are identical.
 Value per click has structure a model can learn: it depends on the campaign, the match type and the
 quality, has weekly seasonality and a slow trend, and is observed through noisy daily counts.
+Impressions are long-tailed (lognormal: most keywords have a few, a few have most); some keywords
+are launched during the year (absent before their launch day) and any keyword may be paused for a
+week now and then. The generator also knows what a click really costs in the auction (``market_cpc``),
+which the backtest uses to replay bids.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ WEEKDAY_IMPRESSIONS = np.array([1.10, 1.08, 1.04, 1.00, 0.95, 0.80, 0.78])
 WEEKDAY_CONVERSION_RATE = np.array([1.00, 1.02, 1.06, 1.06, 1.12, 0.82, 0.78])
 KEYWORDS_PER_AD_GROUP = 25
 TREND_PERIOD_DAYS = 120.0
+#: Share of keywords launched during the year (absent before their launch day), and the window of
+#: launch days around EPOCH they are drawn from.
+LAUNCHED_SHARE = 0.15
+LAUNCH_WINDOW_DAYS = (-180, 300)
+#: Chance that a keyword is paused for a given week (Monday to Sunday).
+WEEKLY_PAUSE_RATE = 0.03
+#: Spread (lognormal sigma) of the clearing price of a click around the keyword's market CPC.
+AUCTION_PRICE_SIGMA = 0.35
 FIRST_KEYWORD_ID = 100_000_000
 
 _ADJECTIVES = np.array(
@@ -69,6 +81,7 @@ class KeywordPopulation:
     cost_ratio: np.ndarray  # cost per click / expected value per click
     trend_amplitude: np.ndarray
     trend_phase: np.ndarray
+    launch_day: np.ndarray  # days since EPOCH of the keyword's launch (very negative: always there)
     n_campaigns: int
 
 
@@ -92,6 +105,9 @@ def keyword_population(seed: int, keywords: int) -> KeywordPopulation:
     cost_ratio = rng.uniform(0.3, 0.9, keywords)
     trend_amplitude = rng.normal(0.0, 0.2, keywords)
     trend_phase = rng.uniform(0.0, 2 * np.pi, keywords)
+    launch_day = np.where(
+        rng.random(keywords) < LAUNCHED_SHARE, rng.integers(*LAUNCH_WINDOW_DAYS, keywords), np.iinfo(np.int32).min
+    )
     return KeywordPopulation(
         keyword_id=FIRST_KEYWORD_ID + i,
         campaign_index=campaign,
@@ -105,6 +121,7 @@ def keyword_population(seed: int, keywords: int) -> KeywordPopulation:
         cost_ratio=cost_ratio,
         trend_amplitude=trend_amplitude,
         trend_phase=trend_phase,
+        launch_day=launch_day,
         n_campaigns=n_campaigns,
     )
 
@@ -124,6 +141,22 @@ def expected_value_per_click(seed: int, keywords: int, day: dt.date) -> np.ndarr
     pop = keyword_population(seed, keywords)
     rate = np.minimum(pop.conversion_rate * WEEKDAY_CONVERSION_RATE[day.weekday()] * _trend(pop, day), 0.95)
     return rate * pop.value_per_conversion
+
+
+def market_cpc(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+    """The typical price of a click of every keyword on ``day`` in the auction (what the account's
+    reported cost per click is drawn around); single clicks clear around it with spread
+    ``AUCTION_PRICE_SIGMA``."""
+    pop = keyword_population(seed, keywords)
+    return expected_value_per_click(seed, keywords, day) * pop.cost_ratio
+
+
+def active(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+    """Which keywords run on ``day``: launched by then and not paused that week."""
+    pop = keyword_population(seed, keywords)
+    week = (day.toordinal() - 1) // 7  # Monday to Sunday (day 1 of the proleptic calendar is a Monday)
+    paused = np.random.default_rng([seed, 0x9A05, week]).random(keywords) < WEEKLY_PAUSE_RATE
+    return (pop.launch_day <= (day - EPOCH).days) & ~paused
 
 
 def _names(pop: KeywordPopulation) -> dict[str, pa.Array]:
@@ -155,8 +188,8 @@ def _cached_names(seed: int, keywords: int) -> dict[str, pa.Array]:
 def keyword_report(seed: int, keywords: int, day: dt.date) -> pa.Table:
     """One day of the keyword performance report, Google Ads fields, one row per active keyword.
 
-    Keywords with no impressions that day are absent (as in a real report), 2% more are absent as
-    reporting gaps; 5% of conversion values are null (tracking gaps); quality score and search
+    Keywords with no impressions that day are absent (as in a real report), and so are keywords not
+    yet launched or paused that week (``active``); 2% more are absent as reporting gaps; 5% of conversion values are null (tracking gaps); quality score and search
     impression share are null where Google would not report them.
     """
     pop = keyword_population(seed, keywords)
@@ -169,7 +202,7 @@ def keyword_report(seed: int, keywords: int, day: dt.date) -> pa.Table:
     conversion_rate = value_per_click / pop.value_per_conversion
     conversions = rng.binomial(clicks, conversion_rate)
     conversion_value = np.round(conversions * pop.value_per_conversion * rng.lognormal(0.0, 0.25, n), 2)
-    cost_micros = np.round(clicks * value_per_click * pop.cost_ratio * rng.lognormal(0.0, 0.1, n) * 1e6)
+    cost_micros = np.round(clicks * market_cpc(seed, keywords, day) * rng.lognormal(0.0, 0.1, n) * 1e6)
     quality_score = np.rint(1 + 9 * pop.quality).astype(np.int64)
     impression_share = np.clip(0.3 + 0.5 * pop.quality + rng.normal(0.0, 0.08, n), 0.1, 1.0)
 
@@ -177,7 +210,7 @@ def keyword_report(seed: int, keywords: int, day: dt.date) -> pa.Table:
     value_missing = rng.random(n) < 0.05
     quality_missing = (pop.base_impressions < 3.0) | (rng.random(n) < 0.03)
     share_missing = rng.random(n) < 0.08
-    present = (impressions > 0) & ~gap
+    present = (impressions > 0) & ~gap & active(seed, keywords, day)
 
     names = _cached_names(seed, keywords)
     idx = np.flatnonzero(present)

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astro_assets.bids import BID_FILE_COLUMNS, BidRule, bid_table, format_money, max_cpc_units, publish_bid_file
+from astro_assets.bids import (
+    BID_FILE_COLUMNS,
+    BidRule,
+    bid_table,
+    format_money,
+    guarded_bid_units,
+    max_cpc_units,
+    publish_bid_file,
+    shrunk_value,
+)
 from astro_assets.storage import DataLayout
 
 RULE = BidRule(target_margin=0.2, floor=0.05, ceiling=25.0, currency_unit=0.01)
@@ -54,7 +63,7 @@ def keywords(predicted: list[float]) -> pa.Table:
 def test_bid_table_counts_what_it_leaves_out():
     table, counts = bid_table(keywords([1.0, 0.06, float("nan"), 100.0, 2.0]), RULE)
     assert counts == {"keywords": 5, "bids": 3, "left_out_below_floor": 1, "left_out_invalid_prediction": 1,
-                      "capped_at_ceiling": 1}
+                      "capped_at_ceiling": 1, "lowered_by_shrinkage": 0}
     assert table.column("Max CPC").to_pylist() == ["0.80", "25.00", "1.60"]
     assert table.column("Criterion Type").to_pylist() == ["Exact", "Exact", "Phrase"]
     assert table.column("keyword_id").to_pylist() == [1, 4, 5]
@@ -94,3 +103,75 @@ def test_no_bid_above_break_even_or_ceiling_nor_below_floor(predicted, rule):
     assert np.all(bid[placed] <= rule.ceiling + 1e-9)
     assert np.all(bid[placed] >= rule.floor - 1e-9)
     assert np.all(units >= 0)
+
+
+def test_shrinkage_pulls_thin_evidence_toward_the_ad_group_and_never_up():
+    """Ad group A: keywords valued 1.0 (380 clicks), 3.0 and 0.5 (no clicks); its click-weighted mean
+    (each keyword weighs clicks + 1) is about 1.0. Ad group B: one keyword alone."""
+    predicted = np.array([1.0, 3.0, 0.5, 2.0])
+    clicks = np.array([380, 0, 0, 5])
+    group = np.array([1, 1, 1, 2])
+    value = shrunk_value(predicted, clicks, group, BidRule(0.2, 0.05, 25.0, shrinkage_clicks=20.0))
+    mean_a = (1.0 * 381 + 3.0 * 1 + 0.5 * 1) / 383
+    assert value[0] == pytest.approx(min(380 / 400 * 1.0 + 20 / 400 * mean_a, 1.0))
+    assert value[1] == pytest.approx(mean_a)  # no evidence: the ad group's value
+    assert value[2] == pytest.approx(0.5)  # the ad group is worth more, but shrinkage never raises
+    assert value[3] == pytest.approx(2.0)  # alone in its group: its own value
+    no_shrinkage = BidRule(0.2, 0.05, 25.0, shrinkage_clicks=0.0)
+    assert np.allclose(shrunk_value(predicted, clicks, group, no_shrinkage), predicted)
+
+
+def test_change_cap_limits_the_move_from_yesterdays_bid_but_never_above_break_even():
+    rule = BidRule(target_margin=0.2, floor=0.05, ceiling=25.0, max_daily_change=0.25)
+    predicted = np.array([5.0, 0.5, 1.0, 1.0, 1.0, 0.05])
+    previous = np.array([100, 100, 0, 79, 200, 100])  # cents; 0 = no bid yesterday
+    bids = guarded_bid_units(predicted, rule, previous_units=previous)
+    # 400 -> capped to +25%; 40 -> cut at most 25%, but 75 > break-even 40: break-even wins;
+    # no bid yesterday: uncapped; within the cap: unchanged; 80 < 150 floor of the cap -> limit 80;
+    # a prediction that cannot cover the floor: no bid whatever yesterday was.
+    assert bids.units.tolist() == [125, 40, 80, 80, 80, 0]
+    assert bids.before_change_cap.tolist() == [400, 40, 80, 80, 80, 0]
+    assert bids.effects == {"lowered_by_shrinkage": 0, "raised_by_change_cap": 0, "lowered_by_change_cap": 1}
+    raised = guarded_bid_units(np.array([1.0]), rule, previous_units=np.array([70])).units
+    assert raised.tolist() == [80]  # within +25% of 70 (87): the full break-even bid
+    held_up = guarded_bid_units(np.array([10.0]), rule, previous_units=np.array([1000]))
+    assert held_up.units.tolist() == [800] and held_up.effects["raised_by_change_cap"] == 0
+
+
+def test_bid_table_applies_yesterdays_bids_by_keyword():
+    table = keywords([5.0, 5.0, 5.0])
+    yesterday = pa.table({"keyword_id": pa.array([3, 1], pa.int64()), "max_cpc": [2.0, 3.6]})
+    bids, counts = bid_table(table, RULE, yesterday)
+    assert bids.column("Max CPC").to_pylist() == ["4.00", "4.00", "2.50"]  # 3.60 +25% = 4.50 > 4.00
+    assert bids.column("max_cpc_before_change_cap").to_pylist() == [4.0, 4.0, 4.0]
+    assert counts["lowered_by_change_cap"] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True, width=32), st.integers(0, 10_000),
+                       st.integers(0, 3), st.integers(0, 5_000)), min_size=1, max_size=40),
+    rules,
+    st.floats(0.01, 2.0),
+    st.floats(0.0, 100.0),
+)
+def test_guardrails_never_bid_above_break_even_and_respect_the_cap(rows, rule, change, prior):
+    """For any predictions, evidence, ad groups and yesterday's bids: never above break-even or the
+    ceiling, never below the floor, and where yesterday had a bid, the move is within the cap unless
+    break-even or the floor forces it."""
+    rule = BidRule(rule.target_margin, rule.floor, rule.ceiling, rule.currency_unit, change, prior)
+    predicted, clicks, group, previous = (np.array(column) for column in zip(*rows, strict=True))
+    predicted = predicted.astype(np.float32)
+    bids = guarded_bid_units(predicted, rule, clicks=clicks, ad_group=group, previous_units=previous)
+    units = bids.units
+    placed = units > 0
+    bid = units * rule.currency_unit
+    assert np.all(bid[placed] <= rule.break_even(predicted)[placed] + 1e-9)
+    assert np.all(bid[placed] <= rule.ceiling + 1e-9)
+    assert np.all(bid[placed] >= rule.floor - 1e-9)
+    unguarded = max_cpc_units(predicted, rule)
+    assert np.all(units <= unguarded)  # the guardrails only ever take away
+    both = placed & (previous > 0)
+    within = np.abs(units - previous) <= change * previous + 1
+    forced = units == unguarded  # break-even (or the ceiling) held the bid below the cap's floor
+    assert np.all(within[both] | forced[both])

@@ -14,10 +14,11 @@ from astro_assets.settings import SettingsError, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_six_assets_with_their_checks():
+def test_six_assets_and_the_backtest_with_their_checks():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions", "bid_file",
+        "backtest",
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("bid_file", "bid_file_never_bids_above_break_even") in checks

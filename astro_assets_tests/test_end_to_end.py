@@ -89,7 +89,15 @@ def test_bid_file_matches_the_predictions(materialized):
 
     policy = BidPolicy()
     expected = predictions.merge(features, on="keyword_id")
-    break_even = expected.predicted_value_per_click.astype(float) * (1 - policy.target_margin)
+    # Shrinkage toward the ad group's click-weighted mean prediction, never upward (no bids the day
+    # before: no change cap).
+    predicted = expected.predicted_value_per_click.astype(float)
+    weight = expected.clicks_in_window + 1.0
+    group = (predicted * weight).groupby(expected.ad_group_id).transform("sum") / weight.groupby(
+        expected.ad_group_id).transform("sum")
+    trust = expected.clicks_in_window / (expected.clicks_in_window + policy.shrinkage_clicks)
+    value = np.minimum(trust * predicted + (1 - trust) * group, predicted)
+    break_even = value * (1 - policy.target_margin)
     expected["cents"] = np.floor(break_even * 100 + 1e-9)
     expected["cents"] = np.minimum(expected.cents, policy.ceiling * 100)
     expected = expected[expected.cents >= policy.floor * 100]
@@ -112,6 +120,10 @@ def test_model_beats_the_trailing_mean_on_the_held_out_day(materialized):
     assert trained["training_rows"].value > 5_000
     assert len(trained["loss_per_epoch"].value) == 4
     assert trained["model_mae_vs_expected"].value < 0.8 * trained["trailing_mean_mae_vs_expected"].value
+    assert trained["gbdt_mae_vs_expected"].value < trained["trailing_mean_mae_vs_expected"].value
+    assert "| gbdt |" in trained["comparison"].value and "data:image/png;base64," in trained["predicted_vs_actual"].value
+    assert trained["promote"].value is True
+    assert meta["onnx_model"].metadata["promoted"].value is True
     assert meta["onnx_model"].metadata["parity_max_abs_difference"].value <= 1e-4
 
 

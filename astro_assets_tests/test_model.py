@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import json
 
+import dagster as dg
 import numpy as np
 import onnx
 import pyarrow as pa
@@ -19,18 +20,23 @@ from astro_assets.features import FEATURE_NAMES, LAGS, N_FEATURES
 from astro_assets.predict import ModelMismatchError, read_model
 from astro_assets.storage import DataLayout
 from astro_assets.training import (
+    GbdtParams,
     TrainingParams,
     TrainingSet,
+    comparison_table,
     evaluate,
+    fit_gbdt,
     fit_scaler,
     load_trained_model,
     model_version,
     predict,
+    predict_gbdt,
+    promotion,
     save_trained_model,
     train,
 )
 
-PARAMS = TrainingParams(epochs=6, hidden_size=8, batch_size=256, learning_rate=1e-2, seed=3)
+PARAMS = TrainingParams(epochs=12, hidden_size=8, batch_size=256, learning_rate=1e-2, seed=3)
 
 
 def toy_data(rows: int = 2_000, seed: int = 0) -> TrainingSet:
@@ -79,7 +85,7 @@ def test_training_is_reproducible_and_learns():
     day = dt.date(2026, 5, 1)
     assert model_version(first, day) == model_version(second, day)
     assert losses[-1] < losses[0]
-    metrics = evaluate(predict(first, data.features), data)
+    metrics = evaluate({"model": predict(first, data.features), "trailing_mean": data.trailing_value_per_click}, data)
     assert metrics["model_mae"] < 0.8 * metrics["trailing_mean_mae"]
 
 
@@ -152,3 +158,67 @@ def test_a_model_for_other_features_is_refused(tmp_path, exported):
     with pytest.raises(ModelMismatchError, match=mismatch):
         read_model(layout)
     assert not layout.asset_dir("daily_predictions").exists()
+
+
+@pytest.mark.parametrize(
+    "model, trailing, margin, promoted",
+    [(0.50, 1.00, 0.05, True), (0.95, 1.00, 0.05, True), (0.96, 1.00, 0.05, False), (1.20, 1.00, 0.05, False),
+     (0.50, 1.00, 0.6, False), (float("nan"), 1.00, 0.05, False)],
+)
+def test_promotion_needs_the_stated_margin_over_the_trailing_mean(model, trailing, margin, promoted):
+    decision, reason = promotion({"model_click_weighted_mse": model, "trailing_mean_click_weighted_mse": trailing},
+                                 margin)
+    assert decision is promoted
+    assert f"{trailing:.4f}" in reason and str(margin) in reason
+
+
+def test_gbdt_baseline_learns_and_is_reproducible():
+    data = toy_data()
+    first, second = fit_gbdt(data, GbdtParams(rounds=40)), fit_gbdt(data, GbdtParams(rounds=40))
+    predictions = predict_gbdt(first, data.features)
+    assert np.array_equal(predictions, predict_gbdt(second, data.features))
+    metrics = evaluate({"gbdt": predictions, "trailing_mean": data.trailing_value_per_click}, data)
+    assert metrics["gbdt_mae"] < 0.5 * metrics["trailing_mean_mae"]
+    table = comparison_table(metrics | {"model_mae": 0.1, "model_click_weighted_mae": 0.1,
+                                        "model_click_weighted_mse": 0.1})
+    assert table.splitlines()[0] == "| predictor | MAE | click-weighted MAE | click-weighted MSE |"
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| model", "| trailing_mean", "| gbdt"]
+
+
+def _materialize_onnx_model(layout: DataLayout, instance):
+    from astro_assets.export import onnx_model
+    from astro_assets.resources import AstroStorage
+
+    return dg.materialize([onnx_model], resources={"storage": AstroStorage(data_dir=str(layout.root))},
+                          instance=instance, raise_on_error=False)
+
+
+def test_a_model_that_does_not_beat_the_trailing_mean_is_not_promoted(tmp_path, exported):
+    """The published model.onnx stays byte for byte; the materialisation says why; with no earlier
+    model to keep, the asset fails and says so."""
+    model, version, _, data = exported
+    layout = DataLayout(tmp_path)
+    reason = "click-weighted MSE 0.9800 does not beat the trailing mean's 1.0000 by the promotion margin 0.05"
+    with dg.instance_for_test() as instance:
+        save_trained_model(layout, version, model, PARAMS, data, {"version": version, "promote": False,
+                                                                   "promotion_reason": reason})
+        refused = _materialize_onnx_model(layout, instance)
+        assert not refused.success and not layout.onnx_model().exists()
+        failure = refused.get_step_failure_events()[0].step_failure_data.error.message
+        assert "was not promoted" in failure and "no earlier model" in failure
+
+        save_trained_model(layout, version, model, PARAMS, data, {"version": version, "end_date": "2026-05-01"})
+        assert _materialize_onnx_model(layout, instance).success
+        published = layout.onnx_model().read_bytes()
+
+        other, _ = train(toy_data(800, seed=1), PARAMS, log=lambda _: None)
+        candidate = model_version(other, dt.date(2026, 5, 8))
+        save_trained_model(layout, candidate, other, PARAMS, data, {"version": candidate, "promote": False,
+                                                                    "promotion_reason": reason})
+        kept = _materialize_onnx_model(layout, instance)
+        assert kept.success
+        assert layout.onnx_model().read_bytes() == published
+        metadata = kept.asset_materializations_for_node("onnx_model")[0].metadata
+        assert metadata["promoted"].value is False
+        assert metadata["model_version"].value == version and metadata["candidate_version"].value == candidate
+        assert metadata["promotion_reason"].value == reason

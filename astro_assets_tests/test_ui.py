@@ -31,7 +31,8 @@ YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 DAY = YESTERDAY - dt.timedelta(days=2)
 BACKFILL_DAYS = [YESTERDAY - dt.timedelta(days=1), YESTERDAY]
 DAILY_ASSETS = ("raw_features", "preprocessed_features", "daily_predictions", "bid_file")
-SIX_ASSETS = ("raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions", "bid_file")
+GRAPH_ASSETS = ("raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions",
+                "bid_file", "backtest")
 KEYWORDS = 2_000
 RUN_SECONDS = 600
 
@@ -142,9 +143,9 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
     page.locator("button:has([aria-label=settings])").last.click()
     page.get_by_role("menuitem", name="Expand all groups").click()
     names = page.locator("foreignObject [class*=assetName]")
-    expect(names).to_have_count(len(SIX_ASSETS))
+    expect(names).to_have_count(len(GRAPH_ASSETS))
     labels = names.all_inner_texts()
-    assert all(any(_shown_as(asset, label) for label in labels) for asset in SIX_ASSETS), labels
+    assert all(any(_shown_as(asset, label) for label in labels) for asset in GRAPH_ASSETS), labels
     page.screenshot(path=ARTIFACTS / "asset-graph.png")
 
     _materialize_daily_assets(page, base, DAY.isoformat(), "Launch 1 run")
@@ -163,6 +164,7 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
     expect(metadata.get_by_text(str(bid_file))).to_be_visible()
     expect(metadata.get_by_role("row", name="bids")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "bid-file.png", full_page=True)
+    _see_plot(page, metadata, "bid_distribution")
     page.get_by_role("tab", name="Checks").click()
     expect(page.get_by_text("Checks (2)")).to_be_visible()
     for check in ("bid_file_max_cpc_within_floor_and_ceiling", "bid_file_never_bids_above_break_even"):
@@ -172,6 +174,29 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
         expect(page.get_by_text("Passed", exact=True)).to_be_visible()
         expect(page.get_by_role("row", name="failed_expectations 0")).to_be_visible()
         page.screenshot(path=ARTIFACTS / f"check-{check}.png", full_page=True)
+
+
+def _see_plot(page, metadata, label: str) -> None:
+    """A plot in the metadata (Markdown with an embedded PNG) opens from its row and is drawn."""
+    from playwright.sync_api import expect
+
+    metadata.get_by_role("row").filter(has_text=label).get_by_text("[Show Markdown]").click()
+    plot = page.locator("[role=dialog] img").first
+    expect(plot).to_be_visible()
+    assert plot.evaluate("img => img.complete && img.naturalWidth") > 100, "the PNG did not decode"
+    page.screenshot(path=ARTIFACTS / f"plot-{label}.png")
+    page.get_by_role("button", name="Close").click()
+
+
+def test_the_model_plots_show_on_its_asset_page(dagster_dev, page):
+    base, _, _ = dagster_dev
+    _open(page, f"{base}/assets/trained_model")
+    metadata = page.locator("table", has_text="promotion_reason")
+    for label in ("loss_curve", "predicted_vs_actual", "comparison"):
+        expect_label = metadata.get_by_role("row").filter(has_text=label)
+        assert expect_label.count() >= 1, label
+    _see_plot(page, metadata, "loss_curve")
+    _see_plot(page, metadata, "predicted_vs_actual")
 
 
 def test_a_backfill_from_the_ui_materialises_each_day_once(dagster_dev, page):

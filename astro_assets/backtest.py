@@ -1,0 +1,336 @@
+"""The backtest (``python -m astro_assets.backtest`` and the ``backtest`` asset): would these bids have
+made money?
+
+It replays the daily cycle over past days of the synthetic account, with the very functions the
+assets use: the same lagged features (``lagging.lagged_features``), the same training (GRU, retrained
+every ``retrain_every`` days as the weekly schedule does, and the XGBoost baseline), the ONNX export
+scored by onnxruntime, and the bid policy with its guardrails (the change cap against the replay's
+own previous day). On each held-out day it asks what the bids would have bought:
+
+- the day's clicks (the report's) are the clicks on offer; each click's clearing price is lognormal
+  around the keyword's market CPC (``synthetic.market_cpc``, spread ``AUCTION_PRICE_SIGMA``), so a bid b
+  wins the share Φ(z) of them, z = ln(b / market CPC) / σ, and pays for each the mean clearing price
+  below b (never more than b);
+- each click won is worth the generator's true expected value per click that day.
+
+The naive policy bids the keyword's trailing-mean value per click × (1 − margin) (floor, ceiling and
+rounding as usual), and is scored the same way. Errors are measured against the truth.
+"""
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+from scipy.special import ndtr
+
+from astro_assets import synthetic
+from astro_assets.bids import BidRule, guarded_bid_units, max_cpc_units
+from astro_assets.export import INPUT_NAME, export_onnx
+from astro_assets.lagging import lagged_features
+from astro_assets.plots import line_plot_markdown
+from astro_assets.preprocess import window_days
+from astro_assets.resources import (
+    AstroStorage,
+    BidPolicy,
+    KeywordSource,
+    SyntheticKeywordSource,
+)
+from astro_assets.storage import publishing_file
+from astro_assets.training import (
+    PREDICTORS,
+    GbdtParams,
+    TrainingParams,
+    TrainingSet,
+    TrainingWindow,
+    concat_sets,
+    features_array,
+    fit_gbdt,
+    labelled_set,
+    model_version,
+    predict_gbdt,
+    train,
+)
+
+#: The backtest's defaults: the size the targets are stated for, ending on a fixed day (reproducible).
+DEFAULT_KEYWORDS = 20_000
+DEFAULT_DAYS = 14
+DEFAULT_END = dt.date(2026, 10, 31)
+
+
+@dataclass(frozen=True)
+class BacktestSetup:
+    keywords: int = DEFAULT_KEYWORDS
+    days: int = DEFAULT_DAYS
+    end: dt.date = DEFAULT_END  # the last held-out day
+    seed: int = 7
+    training_days: int = 7
+    retrain_every: int = 7
+    training: TrainingParams = field(default_factory=TrainingParams)
+    gbdt: GbdtParams = field(default_factory=GbdtParams)
+
+    @property
+    def held_out_days(self) -> list[dt.date]:
+        return [self.end - dt.timedelta(days=self.days - 1 - i) for i in range(self.days)]
+
+
+class SyntheticHistory:
+    """The synthetic account's raw days and lagged features, built once each."""
+
+    def __init__(self, seed: int, keywords: int):
+        self.seed, self.keywords = seed, keywords
+        self._raw: dict[dt.date, pa.Table] = {}
+        self._features: dict[dt.date, pa.Table] = {}
+
+    def raw(self, day: dt.date) -> pa.Table:
+        if day not in self._raw:
+            self._raw[day] = synthetic.keyword_report(self.seed, self.keywords, day)
+        return self._raw[day]
+
+    def features(self, day: dt.date) -> pa.Table:
+        if day not in self._features:
+            self._features[day] = lagged_features(day, [self.raw(d) for d in window_days(day)])
+        return self._features[day]
+
+    def training_set(self, days: list[dt.date]) -> TrainingSet:
+        return concat_sets([labelled_set(self.features(d), self.raw(d + dt.timedelta(days=1))) for d in days])
+
+    def truth(self, day: dt.date, keyword_ids: np.ndarray) -> np.ndarray:
+        index = synthetic.keyword_index(keyword_ids)
+        return synthetic.expected_value_per_click(self.seed, self.keywords, day)[index]
+
+    def market_cpc(self, day: dt.date, keyword_ids: np.ndarray) -> np.ndarray:
+        return synthetic.market_cpc(self.seed, self.keywords, day)[synthetic.keyword_index(keyword_ids)]
+
+    def clicks(self, day: dt.date, keyword_ids: np.ndarray) -> np.ndarray:
+        """Clicks on offer per keyword on ``day`` (0 where the report has no row)."""
+        report = self.raw(day)
+        offered = np.zeros(self.keywords)
+        offered[synthetic.keyword_index(report.column("keyword_id").to_numpy())] = report.column("clicks").to_numpy()
+        return offered[synthetic.keyword_index(keyword_ids)]
+
+
+def auction_outcome(bid: np.ndarray, clicks: np.ndarray, market_cpc: np.ndarray, value_per_click: np.ndarray,
+                    sigma: float = synthetic.AUCTION_PRICE_SIGMA) -> dict[str, np.ndarray]:
+    """What bids buy when click prices are lognormal(ln market_cpc, sigma): clicks won, their cost
+    (each click costs its clearing price, which is at most the bid), and their true value."""
+    bid = np.asarray(bid, dtype=np.float64)
+    has_bid = (bid > 0) & (market_cpc > 0)
+    z = np.where(has_bid, np.log(np.where(has_bid, bid, 1.0) / np.where(market_cpc > 0, market_cpc, 1.0)) / sigma,
+                 -np.inf)
+    won = clicks * ndtr(z)
+    # E[price; price <= bid] for a lognormal price: market_cpc · e^(σ²/2) · Φ(z − σ).
+    cost = clicks * np.where(has_bid, market_cpc, 0.0) * np.exp(sigma**2 / 2) * ndtr(z - sigma)
+    return {"clicks": won, "cost": cost, "value": won * value_per_click}
+
+
+@dataclass
+class Models:
+    version: str
+    session: ort.InferenceSession
+    gbdt: object
+
+
+def fit_models(history: SyntheticHistory, setup: BacktestSetup, first_day: dt.date, log) -> Models:
+    """The GRU (as ONNX) and the GBDT baseline trained on what was known the evening before ``first_day``."""
+    end = first_day - dt.timedelta(days=1)
+    window = TrainingWindow.ending(end, setup.training_days)
+    data = history.training_set(window.feature_days)
+    log(f"backtest: training for {first_day} on {len(data):,} rows ({window.feature_days[0]} .. {end})")
+    model, _ = train(data, setup.training, log=lambda _: None)
+    version = model_version(model, end)
+    onnx_bytes = export_onnx(model, version, {"end_date": end.isoformat()})
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return Models(version, session, fit_gbdt(data, setup.gbdt))
+
+
+def day_outcomes(history: SyntheticHistory, day: dt.date, bids: dict[str, np.ndarray],
+                 keyword_ids: np.ndarray) -> dict[str, dict[str, float]]:
+    truth = history.truth(day, keyword_ids)
+    market = history.market_cpc(day, keyword_ids)
+    clicks = history.clicks(day, keyword_ids)
+    result = {}
+    for policy, bid in bids.items():
+        outcome = {k: float(v.sum()) for k, v in auction_outcome(bid, clicks, market, truth).items()}
+        outcome["profit"] = outcome["value"] - outcome["cost"]
+        outcome["bids"] = int((bid > 0).sum())
+        result[policy] = outcome
+    return result
+
+
+def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
+    """Replay the held-out days; returns the figures (``--json`` keys) and the per-day table."""
+    started = time.perf_counter()
+    history = SyntheticHistory(setup.seed, setup.keywords)
+    errors = {name: [] for name in PREDICTORS}
+    weights: list[np.ndarray] = []
+    per_day = []
+    unprofitable = 0
+    models: Models | None = None
+    previous: dict[int, int] = {}
+    for i, day in enumerate(setup.held_out_days):
+        if i % setup.retrain_every == 0:
+            models = fit_models(history, setup, day, log)
+        assert models is not None
+        features = history.features(day - dt.timedelta(days=1))  # what is known the evening before
+        ids = features.column("keyword_id").to_numpy()
+        x = features_array(features)
+        predicted = {
+            "model": models.session.run(None, {INPUT_NAME: x})[0].astype(np.float64),
+            "trailing_mean": features.column("trailing_value_per_click").to_numpy(),
+            "gbdt": predict_gbdt(models.gbdt, x).astype(np.float64),
+        }
+        truth = history.truth(day, ids)
+        for name, values in predicted.items():
+            errors[name].append(np.abs(values - truth))
+        weights.append(history.clicks(day, ids))
+        previous_units = np.array([previous.get(k, 0) for k in ids.tolist()], dtype=np.int64)
+        evidence = {"clicks": features.column("clicks_in_window").to_numpy(),
+                    "ad_group": features.column("ad_group_id").to_numpy()}
+        model_units = guarded_bid_units(predicted["model"], rule, previous_units=previous_units, **evidence).units
+        unprofitable += int((model_units * rule.currency_unit > rule.break_even(predicted["model"]) + 1e-9).sum())
+        previous = dict(zip(ids.tolist(), model_units.tolist()))
+        bids = {
+            "model": model_units * rule.currency_unit,
+            "unguarded": max_cpc_units(predicted["model"], rule) * rule.currency_unit,
+            "naive": max_cpc_units(predicted["trailing_mean"], rule) * rule.currency_unit,
+            "gbdt": guarded_bid_units(predicted["gbdt"], rule, **evidence).units * rule.currency_unit,
+        }
+        outcome = day_outcomes(history, day, bids, ids)
+        per_day.append({"day": day.isoformat(), "model_version": models.version,
+                        **{f"{policy}_{k}": v for policy, o in outcome.items() for k, v in o.items()}})
+        log(f"backtest {day}: profit {outcome['model']['profit']:,.0f} (naive {outcome['naive']['profit']:,.0f})")
+
+    def total(key: str) -> float:
+        return float(sum(d[key] for d in per_day))
+
+    clicks = np.concatenate(weights)
+    figures = {
+        "keywords": setup.keywords,
+        "days": setup.days,
+        "first_day": setup.held_out_days[0].isoformat(),
+        "last_day": setup.end.isoformat(),
+        **{f"{name}_mae": float(np.concatenate(e).mean()) for name, e in errors.items()},
+        **{f"{name}_click_weighted_mae": float(np.average(np.concatenate(e), weights=clicks)) if clicks.sum() else 0.0
+           for name, e in errors.items()},
+        "profit": total("model_profit"),
+        "naive_profit": total("naive_profit"),
+        "gbdt_profit": total("gbdt_profit"),
+        "unguarded_profit": total("unguarded_profit"),
+        "value": total("model_value"),
+        "cost": total("model_cost"),
+        "roas": total("model_value") / total("model_cost") if total("model_cost") else 0.0,
+        "naive_roas": total("naive_value") / total("naive_cost") if total("naive_cost") else 0.0,
+        "unprofitable_bids": unprofitable,
+        "target_margin": rule.target_margin,
+        "seconds": round(time.perf_counter() - started, 1),
+        "per_day": per_day,
+    }
+    return figures
+
+
+def targets_met(figures: dict) -> dict[str, bool]:
+    """The issue's targets: MAE ≤ 0.8× the trailing mean's and ≤ the GBDT's; profit above naive; no
+    bid above predicted value per click × (1 − margin)."""
+    return {
+        "model_mae_at_most_0.8x_trailing_mean": figures["model_mae"] <= 0.8 * figures["trailing_mean_mae"],
+        "model_mae_at_most_gbdt": figures["model_mae"] <= figures["gbdt_mae"],
+        "profit_above_naive": figures["profit"] > figures["naive_profit"],
+        "no_unprofitable_bids": figures["unprofitable_bids"] == 0,
+    }
+
+
+def summary_table(figures: dict) -> str:
+    rows = [
+        ("model (GRU, guarded bids)", figures["model_mae"], figures["model_click_weighted_mae"], figures["profit"]),
+        ("gbdt (XGBoost, guarded bids)", figures["gbdt_mae"], figures["gbdt_click_weighted_mae"],
+         figures["gbdt_profit"]),
+        ("trailing mean (naive bids)", figures["trailing_mean_mae"], figures["trailing_mean_click_weighted_mae"],
+         figures["naive_profit"]),
+    ]
+    lines = ["| policy | MAE vs truth | click-weighted MAE | profit |", "|---|---|---|---|"]
+    lines += [f"| {name} | {mae:.4f} | {weighted:.4f} | {profit:,.0f} |" for name, mae, weighted, profit in rows]
+    lines.append(f"| model without guardrails | | | {figures['unguarded_profit']:,.0f} |")
+    return "\n".join(lines)
+
+
+def profit_plot(figures: dict) -> str:
+    days = [d["day"][5:] for d in figures["per_day"]]
+    series = {policy: [d[f"{key}_profit"] for d in figures["per_day"]]
+              for policy, key in (("model", "model"), ("gbdt", "gbdt"), ("naive (trailing mean)", "naive"))}
+    return line_plot_markdown(series, "held-out day", "profit (value - cost)", "Backtest: profit per day", x=days)
+
+
+def write_json(path: Path, figures: dict) -> None:
+    with publishing_file(path) as tmp:
+        tmp.write_text(json.dumps(figures, indent=2))
+
+
+class BacktestConfig(dg.Config):
+    """Launch-time settings of the backtest (editable in the launchpad)."""
+
+    keywords: int = DEFAULT_KEYWORDS
+    days: int = DEFAULT_DAYS
+    end_date: str = DEFAULT_END.isoformat()
+
+
+@dg.asset(
+    group_name="evaluation",
+    kinds={"pytorch", "onnx"},
+    description="Replays the bid policy over past days of the synthetic account: model vs naive profit.",
+)
+def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, storage: AstroStorage,
+             bid_policy: BidPolicy, keyword_source: KeywordSource) -> dg.MaterializeResult:
+    if not isinstance(keyword_source, SyntheticKeywordSource):
+        raise dg.Failure("the backtest needs the synthetic account's ground truth; keyword_source is "
+                         f"{type(keyword_source).__name__} (unset ASTRO_REPORTS_DIR to run it)")
+    setup = BacktestSetup(keywords=config.keywords, days=config.days,
+                          end=dt.date.fromisoformat(config.end_date), seed=keyword_source.seed)
+    figures = run_backtest(setup, BidRule.from_policy(bid_policy), log=context.log.info)
+    path = storage.layout.asset_dir("backtest") / "backtest.json"
+    write_json(path, figures)
+    met = targets_met(figures)
+    scalars = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+    return dg.MaterializeResult(
+        metadata={
+            **{k: dg.MetadataValue.float(round(float(v), 4)) for k, v in scalars.items()},
+            **{f"target_{k}": dg.MetadataValue.bool(v) for k, v in met.items()},
+            "summary": dg.MetadataValue.md(summary_table(figures)),
+            "profit_per_day": dg.MetadataValue.md(profit_plot(figures)),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m astro_assets.backtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keywords", type=int, default=DEFAULT_KEYWORDS)
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="held-out days replayed")
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=DEFAULT_END, help="last held-out day")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    if args.keywords <= 0 or args.days <= 0:
+        parser.error("--keywords and --days must be positive")
+    policy = BidPolicy()
+    figures = run_backtest(BacktestSetup(keywords=args.keywords, days=args.days, end=args.end, seed=args.seed),
+                           BidRule.from_policy(policy))
+    print(summary_table(figures))
+    print(f"roas {figures['roas']:.2f} (naive {figures['naive_roas']:.2f}), unprofitable bids "
+          f"{figures['unprofitable_bids']}, {figures['seconds']} s")
+    for target, ok in targets_met(figures).items():
+        print(f"{'met ' if ok else 'MISSED'} {target}")
+    if args.json:
+        write_json(args.json, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
