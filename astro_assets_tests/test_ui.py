@@ -181,20 +181,23 @@ def _see_plot(page, metadata, label: str) -> None:
     from playwright.sync_api import expect
 
     metadata.get_by_role("row").filter(has_text=label).get_by_text("[Show Markdown]").click()
-    plot = page.locator("[role=dialog] img").first
+    dialog = page.get_by_role("dialog").filter(has_text=label)
+    plot = dialog.locator("img")
     expect(plot).to_be_visible()
     assert plot.evaluate("img => img.complete && img.naturalWidth") > 100, "the PNG did not decode"
+    page.wait_for_timeout(500)  # let the dialog finish fading in before the screenshot
     page.screenshot(path=ARTIFACTS / f"plot-{label}.png")
-    page.get_by_role("button", name="Close").click()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)
 
 
 def test_the_model_plots_show_on_its_asset_page(dagster_dev, page):
+    from playwright.sync_api import expect
+
     base, _, _ = dagster_dev
     _open(page, f"{base}/assets/trained_model")
     metadata = page.locator("table", has_text="promotion_reason")
-    for label in ("loss_curve", "predicted_vs_actual", "comparison"):
-        expect_label = metadata.get_by_role("row").filter(has_text=label)
-        assert expect_label.count() >= 1, label
+    expect(metadata.get_by_role("row").filter(has_text="comparison").get_by_text("gbdt")).to_be_visible()
     _see_plot(page, metadata, "loss_curve")
     _see_plot(page, metadata, "predicted_vs_actual")
 
@@ -232,12 +235,18 @@ def test_the_daemon_picks_up_the_daily_schedule_when_it_is_turned_on(dagster_dev
     expect(running.locator("input[type=checkbox]")).to_be_checked()
 
     def schedule_state():
-        (state,) = [s for s in instance.all_instigator_state() if s.instigator_name == "daily_bid_job_schedule"]
-        return state
+        """The schedule's stored state (None until the webserver has written it: the switch flips first)."""
+        states = [s for s in instance.all_instigator_state() if s.instigator_name == "daily_bid_job_schedule"]
+        assert len(states) <= 1, states
+        return states[0] if states else None
+
+    def daemon_passed() -> bool:
+        state = schedule_state()
+        data = state.instigator_data if state else None
+        return data is not None and (data.last_iteration_timestamp or 0) >= turned_on - 1
 
     # The scheduler daemon that `dagster dev` started records each pass over a running schedule.
-    wait_until(lambda: (schedule_state().instigator_data.last_iteration_timestamp or 0) >= turned_on - 1, 120,
-               "the scheduler daemon's first pass over daily_bid_job_schedule")
+    wait_until(daemon_passed, 120, "the scheduler daemon's first pass over daily_bid_job_schedule")
     assert schedule_state().status.value == "RUNNING"
     page.screenshot(path=ARTIFACTS / "schedule-on.png")
 
