@@ -32,7 +32,7 @@ import pyarrow as pa
 from scipy.special import ndtr
 
 from astro_assets import synthetic
-from astro_assets.bids import BidRule, guarded_bid_units, max_cpc_units
+from astro_assets.bids import BidRule, guarded_bid_units, max_cpc_units, previous_units_of
 from astro_assets.export import INPUT_NAME, export_onnx
 from astro_assets.lagging import lagged_features
 from astro_assets.plots import line_plot_markdown
@@ -174,7 +174,7 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
     per_day = []
     unprofitable = 0
     models: Models | None = None
-    previous: dict[int, int] = {}
+    previous: pa.Table | None = None  # the replay's bids of the day before (keyword_id, max_cpc)
     for i, day in enumerate(setup.held_out_days):
         if i % setup.retrain_every == 0:
             models = fit_models(history, setup, day, log)
@@ -191,12 +191,12 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
         for name, values in predicted.items():
             errors[name].append(np.abs(values - truth))
         weights.append(history.clicks(day, ids))
-        previous_units = np.array([previous.get(k, 0) for k in ids.tolist()], dtype=np.int64)
+        previous_units = previous_units_of(features, previous, rule)
         evidence = {"clicks": features.column("clicks_in_window").to_numpy(),
                     "ad_group": features.column("ad_group_id").to_numpy()}
         model_units = guarded_bid_units(predicted["model"], rule, previous_units=previous_units, **evidence).units
         unprofitable += int((model_units * rule.currency_unit > rule.break_even(predicted["model"]) + 1e-9).sum())
-        previous = dict(zip(ids.tolist(), model_units.tolist()))
+        previous = pa.table({"keyword_id": ids, "max_cpc": model_units * rule.currency_unit})
         bids = {
             "model": model_units * rule.currency_unit,
             "unguarded": max_cpc_units(predicted["model"], rule) * rule.currency_unit,

@@ -1,6 +1,6 @@
 """``python -m astro_assets.ci_checks``: every asset check on a freshly materialised sample day.
 
-Materialises a small sample (``ASTRO_CI_KEYWORDS``, default 2,000 keywords) end to end in a
+Materialises a small sample (``ASTRO_CI_KEYWORDS``, default 5,000 keywords) end to end in a
 temporary data folder and Dagster instance, prints each check's outcome, and exits 1 when a check of
 ERROR severity (the blocking ones) failed, 0 otherwise. ``--data-dir DIR`` runs the checks alone
 (every separately defined check, nothing materialised) on the partition of ``--date`` (default:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         return report(*check_stored_day(day, args.data_dir))
     with tempfile.TemporaryDirectory(prefix="astro-ci-") as data_dir:
-        return report(check_fresh_sample(day, data_dir, int(os.environ.get("ASTRO_CI_KEYWORDS", "2000"))))
+        return report(check_fresh_sample(day, data_dir, int(os.environ.get("ASTRO_CI_KEYWORDS", "5000"))))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ BACKFILL_DAYS = [YESTERDAY - dt.timedelta(days=1), YESTERDAY]
 DAILY_ASSETS = ("raw_features", "preprocessed_features", "daily_predictions", "bid_file")
 GRAPH_ASSETS = ("raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions",
                 "bid_file", "backtest")
-KEYWORDS = 2_000
+KEYWORDS = 5_000  # enough clicks on the held-out day for the promotion gate to be decisive (README)
 RUN_SECONDS = 600
 
 
