@@ -202,7 +202,8 @@ def keyword_report(seed: int, keywords: int, day: dt.date) -> pa.Table:
     conversion_rate = value_per_click / pop.value_per_conversion
     conversions = rng.binomial(clicks, conversion_rate)
     conversion_value = np.round(conversions * pop.value_per_conversion * rng.lognormal(0.0, 0.25, n), 2)
-    cost_micros = np.round(clicks * market_cpc(seed, keywords, day) * rng.lognormal(0.0, 0.1, n) * 1e6)
+    market = value_per_click * pop.cost_ratio  # market_cpc(seed, keywords, day), without computing it twice
+    cost_micros = np.round(clicks * market * rng.lognormal(0.0, 0.1, n) * 1e6)
     quality_score = np.rint(1 + 9 * pop.quality).astype(np.int64)
     impression_share = np.clip(0.3 + 0.5 * pop.quality + rng.normal(0.0, 0.08, n), 0.1, 1.0)
 
