@@ -32,7 +32,12 @@ import pyarrow as pa
 from scipy.special import ndtr
 
 from astro_assets import synthetic
-from astro_assets.bids import BidRule, guarded_bid_units, max_cpc_units, previous_units_of
+from astro_assets.bids import (
+    BidRule,
+    guarded_bid_units,
+    max_cpc_units,
+    previous_units_of,
+)
 from astro_assets.export import INPUT_NAME, export_onnx
 from astro_assets.lagging import lagged_features
 from astro_assets.plots import line_plot_markdown
@@ -151,11 +156,11 @@ def fit_models(history: SyntheticHistory, setup: BacktestSetup, first_day: dt.da
     return Models(version, session, fit_gbdt(data, setup.gbdt))
 
 
-def day_outcomes(history: SyntheticHistory, day: dt.date, bids: dict[str, np.ndarray],
-                 keyword_ids: np.ndarray) -> dict[str, dict[str, float]]:
-    truth = history.truth(day, keyword_ids)
+def day_outcomes(history: SyntheticHistory, day: dt.date, bids: dict[str, np.ndarray], keyword_ids: np.ndarray,
+                 truth: np.ndarray, clicks: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each policy's clicks, cost, value, profit and bid count on ``day`` (``truth`` and ``clicks``
+    of ``keyword_ids`` that day)."""
     market = history.market_cpc(day, keyword_ids)
-    clicks = history.clicks(day, keyword_ids)
     result = {}
     for policy, bid in bids.items():
         outcome = {k: float(v.sum()) for k, v in auction_outcome(bid, clicks, market, truth).items()}
@@ -188,9 +193,10 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
             "gbdt": predict_gbdt(models.gbdt, x).astype(np.float64),
         }
         truth = history.truth(day, ids)
+        clicks = history.clicks(day, ids)
         for name, values in predicted.items():
             errors[name].append(np.abs(values - truth))
-        weights.append(history.clicks(day, ids))
+        weights.append(clicks)
         previous_units = previous_units_of(features, previous, rule)
         evidence = {"clicks": features.column("clicks_in_window").to_numpy(),
                     "ad_group": features.column("ad_group_id").to_numpy()}
@@ -203,7 +209,7 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
             "naive": max_cpc_units(predicted["trailing_mean"], rule) * rule.currency_unit,
             "gbdt": guarded_bid_units(predicted["gbdt"], rule, **evidence).units * rule.currency_unit,
         }
-        outcome = day_outcomes(history, day, bids, ids)
+        outcome = day_outcomes(history, day, bids, ids, truth, clicks)
         per_day.append({"day": day.isoformat(), "model_version": models.version,
                         **{f"{policy}_{k}": v for policy, o in outcome.items() for k, v in o.items()}})
         log(f"backtest {day}: profit {outcome['model']['profit']:,.0f} (naive {outcome['naive']['profit']:,.0f})")
@@ -211,15 +217,15 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
     def total(key: str) -> float:
         return float(sum(d[key] for d in per_day))
 
-    clicks = np.concatenate(weights)
+    all_clicks = np.concatenate(weights)
     figures = {
         "keywords": setup.keywords,
         "days": setup.days,
         "first_day": setup.held_out_days[0].isoformat(),
         "last_day": setup.end.isoformat(),
         **{f"{name}_mae": float(np.concatenate(e).mean()) for name, e in errors.items()},
-        **{f"{name}_click_weighted_mae": float(np.average(np.concatenate(e), weights=clicks)) if clicks.sum() else 0.0
-           for name, e in errors.items()},
+        **{f"{name}_click_weighted_mae": float(np.average(np.concatenate(e), weights=all_clicks))
+           if all_clicks.sum() else 0.0 for name, e in errors.items()},
         "profit": total("model_profit"),
         "naive_profit": total("naive_profit"),
         "gbdt_profit": total("gbdt_profit"),

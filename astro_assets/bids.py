@@ -123,11 +123,9 @@ def guarded_bid_units(predicted: np.ndarray, rule: BidRule, clicks: np.ndarray |
     floor, and where yesterday had a bid and the limit allows, at most ``max_daily_change`` away from it.
     """
     predicted = np.asarray(predicted, dtype=np.float64)
-    limit_units = units_at_most(bid_limit(predicted, rule), rule)
-    limit_units[limit_units < rule.floor_units] = 0  # the prediction cannot cover the floor: never a bid
+    limit_units = max_cpc_units(predicted, rule)  # the unguarded bid: 0 where it cannot cover the floor
     value = predicted if clicks is None or ad_group is None else shrunk_value(predicted, clicks, ad_group, rule)
-    units = np.minimum(units_at_most(bid_limit(value, rule), rule), limit_units)
-    units[units < rule.floor_units] = 0
+    units = np.minimum(max_cpc_units(value, rule), limit_units)
     before_cap = units.copy()
     effects = {"lowered_by_shrinkage": int((units < limit_units).sum())}
     if previous_units is not None and rule.max_daily_change is not None:

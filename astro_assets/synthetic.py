@@ -189,8 +189,9 @@ def keyword_report(seed: int, keywords: int, day: dt.date) -> pa.Table:
     """One day of the keyword performance report, Google Ads fields, one row per active keyword.
 
     Keywords with no impressions that day are absent (as in a real report), and so are keywords not
-    yet launched or paused that week (``active``); 2% more are absent as reporting gaps; 5% of conversion values are null (tracking gaps); quality score and search
-    impression share are null where Google would not report them.
+    yet launched or paused that week (``active``); 2% more are absent as reporting gaps; 5% of
+    conversion values are null (tracking gaps); quality score and search impression share are null
+    where Google would not report them.
     """
     pop = keyword_population(seed, keywords)
     rng = np.random.default_rng([seed, day.toordinal()])
