@@ -121,7 +121,8 @@ def test_model_beats_the_trailing_mean_on_the_held_out_day(materialized):
     assert len(trained["loss_per_epoch"].value) == 4
     assert trained["model_mae_vs_expected"].value < 0.8 * trained["trailing_mean_mae_vs_expected"].value
     assert trained["gbdt_mae_vs_expected"].value < trained["trailing_mean_mae_vs_expected"].value
-    assert "| gbdt |" in trained["comparison"].value and "data:image/png;base64," in trained["predicted_vs_actual"].value
+    assert "| gbdt |" in trained["comparison"].value
+    assert "data:image/png;base64," in trained["predicted_vs_actual"].value
     assert trained["promote"].value is True
     assert meta["onnx_model"].metadata["promoted"].value is True
     assert meta["onnx_model"].metadata["parity_max_abs_difference"].value <= 1e-4
@@ -181,16 +182,61 @@ print(f"rows={rows}")
 """
 
 
-def _holders(path: Path) -> list[int]:
-    """Process ids with ``path`` open."""
+def _session(sid: int) -> list[int]:
+    """Process ids of the session ``sid``: a run started with ``start_new_session=True`` and all it spawned
+    (the JVM, the PySpark daemon and its workers; the daemon leaves the process group, not the session)."""
     pids = []
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
-                pids.append(int(fd_dir.parent.name))
+            state_ppid_group_session = stat.read_text().rsplit(")", 1)[1].split()[:4]
         except OSError:
             continue
+        if int(state_ppid_group_session[3]) == sid:
+            pids.append(int(stat.parent.name))
     return pids
+
+
+def _holders(path: Path, pids: list[int]) -> list[int]:
+    """Those of ``pids`` with ``path`` open."""
+    holding = []
+    for pid in pids:
+        try:
+            if any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                holding.append(pid)
+        except OSError:
+            continue
+    return holding
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            continue
+
+
+def _freeze_while_writing(run: subprocess.Popen, pattern: str, root: Path) -> tuple[list[int], list[int]]:
+    """Wait for a file matching ``pattern`` under ``root`` to appear, stop (SIGSTOP) the run's whole session
+    and return (its process ids, those holding the file open) once a process is caught with it open; a
+    file found already closed is let go (SIGCONT) and the watch goes on. Stopping everything first is what
+    makes this reliable: a task writes its file for a few tens of milliseconds, less than one scan of /proc
+    for holders can take on a busy machine (the first version of this watch, scanning without stopping,
+    missed the window in a CI run)."""
+    closed: set[Path] = set()
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:
+        for part in set(root.glob(pattern)) - closed:
+            session = _session(run.pid)
+            _signal(session, signal.SIGSTOP)
+            holders = _holders(part, session)
+            if holders:
+                return session, holders
+            _signal(session, signal.SIGCONT)
+            closed.add(part)
+        time.sleep(0.002)
+    _signal(_session(run.pid), signal.SIGKILL)
+    raise AssertionError(f"the run ended (exit {run.poll()}) before any file {pattern} was caught being written")
 
 
 def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored_once(materialized, tmp_path):
@@ -202,18 +248,12 @@ def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored
     env = {key: value for key, value in os.environ.items() if key != "ASTRO_SPARK_MASTER"}
     env["ASTRO_DATA_DIR"] = str(data)
     run = subprocess.Popen([sys.executable, "-c", PREDICT_DAY, str(data), DAY.isoformat()], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 300
-    while killed is None and run.poll() is None and time.monotonic() < deadline:
-        # The worker scoring shard 0 holds its output file open (in the staging folder) until it is done.
-        for part in (data / "daily_predictions").glob(".*/part-00000.parquet"):
-            for pid in _holders(part):
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-        time.sleep(0.005)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # The worker scoring shard 0 holds its output file open (in the staging folder) until it is done.
+    session, scoring = _freeze_while_writing(run, ".*/part-00000.parquet", data / "daily_predictions")
+    _signal(scoring, signal.SIGKILL)
+    _signal(session, signal.SIGCONT)
     out, err = run.communicate(timeout=600)
-    assert killed is not None, "never saw a worker scoring shard 0"
     assert run.returncode == 0, err[-3000:]
     assert re.search(r"Lost task|Python worker exited unexpectedly|crashed", err), err[-3000:]
 
@@ -323,17 +363,10 @@ def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_
     command = [sys.executable, "-m", "astro_assets.run", "--date", DAY.isoformat()]
     run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
-    killed = False
-    deadline = time.monotonic() + 300
-    while not killed and run.poll() is None and time.monotonic() < deadline:
-        for part in (data / "daily_predictions").glob(f".date={DAY}.staging-*/part-00000.parquet"):
-            if _holders(part):  # a worker is writing it: the new version is half there
-                os.killpg(run.pid, signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.005)
+    # A worker is writing a file of the new version: it is half there when the whole run is killed.
+    session, _ = _freeze_while_writing(run, f".date={DAY}.staging-*/part-*.parquet", data / "daily_predictions")
+    _signal(session, signal.SIGKILL)
     run.wait(timeout=60)
-    assert killed, "the run finished before it could be killed while writing"
     assert _files(predictions) == previous
 
     env.pop("ASTRO_ARROW_BATCH_ROWS")
