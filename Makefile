@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: setup run test bench backtest ui java browser clean
+.PHONY: setup run test lint bench backtest ui java browser clean
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -36,20 +36,27 @@ setup: $(VENV)/.installed
 
 # Materialise the newest complete day end to end (ASTRO_DATA_DIR, ASTRO_KEYWORDS honoured).
 run: java setup
-	$(BIN)/python -m astro_assets.run
+	$(BIN)/astro-run
 
-# The test suite, then every asset check on a freshly materialised sample partition.
-test: java setup browser
+# The layers' import contracts and the linter, the test suite, then every asset check on a freshly
+# materialised sample partition.
+test: java setup browser lint
 	$(BIN)/python -m pytest
-	$(BIN)/python -m astro_assets.ci_checks
+	$(BIN)/astro-ci-checks
+
+# Import contracts (setup.cfg [importlinter]: layers, forbidden packages, no cycles), ruff lint and format.
+lint: setup
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check astro_assets astro_assets_tests
+	$(BIN)/ruff format --check astro_assets astro_assets_tests
 
 # The benchmark (10M keywords by default; BENCH_ARGS="--keywords 1000000,10000000 --json bench.json").
 bench: java setup
-	$(BIN)/python -m astro_assets.bench $(BENCH_ARGS)
+	$(BIN)/astro-bench $(BENCH_ARGS)
 
 # Would the bids have made money? 20,000 keywords x 14 held-out days by default (BACKTEST_ARGS="--json backtest.json").
 backtest: setup
-	$(BIN)/python -m astro_assets.backtest $(BACKTEST_ARGS)
+	$(BIN)/astro-backtest $(BACKTEST_ARGS)
 
 ui: java setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -7,17 +7,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from astro_assets.backtest import (
-    BacktestSetup,
-    auction_outcome,
-    backtest,
-    main,
-    run_backtest,
-    targets_met,
-)
-from astro_assets.bids import BidRule
-from astro_assets.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
-from astro_assets.training import TrainingParams
+from astro_assets.cli.backtest import main
+from astro_assets.core.bid_rule import BidRule
+from astro_assets.defs.assets.backtest import backtest
+from astro_assets.defs.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
+from astro_assets.model.backtest import BacktestSetup, auction_outcome, run_backtest, targets_met
+from astro_assets.model.network import TrainingParams
 
 SIGMA = 0.35
 
@@ -45,8 +40,9 @@ def test_a_higher_bid_wins_more_clicks_at_a_higher_price_per_click():
     assert np.all(outcome["cost"] / outcome["clicks"] <= bids)
 
 
-SMALL = BacktestSetup(keywords=3_000, days=3, end=dt.date(2026, 5, 20), retrain_every=2,
-                      training=TrainingParams(epochs=6))
+SMALL = BacktestSetup(
+    keywords=3_000, days=3, end=dt.date(2026, 5, 20), retrain_every=2, training=TrainingParams(epochs=6)
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +67,14 @@ def test_the_same_backtest_gives_the_same_figures(figures):
 
 
 def test_targets_are_judged_from_the_figures():
-    good = {"model_mae": 0.4, "trailing_mean_mae": 1.0, "gbdt_mae": 0.5, "profit": 2.0, "naive_profit": 1.0,
-            "unprofitable_bids": 0}
+    good = {
+        "model_mae": 0.4,
+        "trailing_mean_mae": 1.0,
+        "gbdt_mae": 0.5,
+        "profit": 2.0,
+        "naive_profit": 1.0,
+        "unprofitable_bids": 0,
+    }
     assert all(targets_met(good).values())
     assert targets_met(good | {"model_mae": 0.85})["model_mae_at_most_0.8x_trailing_mean"] is False
     assert targets_met(good | {"gbdt_mae": 0.3})["model_mae_at_most_gbdt"] is False
@@ -93,9 +95,13 @@ def test_command_prints_the_table_and_writes_the_json_keys(tmp_path, capsys):
 def test_backtest_asset_shows_the_table_and_the_profit_plot(tmp_path):
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [backtest], instance=instance,
-            resources={"storage": AstroStorage(data_dir=str(tmp_path)), "bid_policy": BidPolicy(),
-                       "keyword_source": SyntheticKeywordSource(seed=3, keywords=2_000)},
+            [backtest],
+            instance=instance,
+            resources={
+                "storage": AstroStorage(data_dir=str(tmp_path)),
+                "bid_policy": BidPolicy(),
+                "keyword_source": SyntheticKeywordSource(seed=3, keywords=2_000),
+            },
             run_config={"ops": {"backtest": {"config": {"keywords": 2_000, "days": 2, "end_date": "2026-04-10"}}}},
         )
     metadata = result.asset_materializations_for_node("backtest")[0].metadata

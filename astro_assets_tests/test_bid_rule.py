@@ -9,16 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astro_assets.bids import (
-    BID_FILE_COLUMNS,
-    BidRule,
-    bid_table,
-    format_money,
-    guarded_bid_units,
-    max_cpc_units,
-    publish_bid_file,
-    shrunk_value,
-)
+from astro_assets.core.bid_rule import BidRule, format_money, guarded_bid_units, max_cpc_units, shrunk_value
+from astro_assets.stages.bids import BID_FILE_COLUMNS, bid_table, publish_bid_file
 from astro_assets.storage import DataLayout
 
 RULE = BidRule(target_margin=0.2, floor=0.05, ceiling=25.0, currency_unit=0.01)
@@ -50,20 +42,28 @@ def test_money_is_formatted_exactly():
 
 def keywords(predicted: list[float]) -> pa.Table:
     n = len(predicted)
-    return pa.table({
-        "keyword_id": pa.array(range(1, n + 1), pa.int64()),
-        "campaign_name": ["Camp"] * n,
-        "ad_group_name": ["Group"] * n,
-        "keyword_text": [f"kw {i}" for i in range(n)],
-        "match_type": (["EXACT", "PHRASE", "BROAD"] * n)[:n],
-        "predicted_value_per_click": pa.array(predicted, pa.float32()),
-    })
+    return pa.table(
+        {
+            "keyword_id": pa.array(range(1, n + 1), pa.int64()),
+            "campaign_name": ["Camp"] * n,
+            "ad_group_name": ["Group"] * n,
+            "keyword_text": [f"kw {i}" for i in range(n)],
+            "match_type": (["EXACT", "PHRASE", "BROAD"] * n)[:n],
+            "predicted_value_per_click": pa.array(predicted, pa.float32()),
+        }
+    )
 
 
 def test_bid_table_counts_what_it_leaves_out():
     table, counts = bid_table(keywords([1.0, 0.06, float("nan"), 100.0, 2.0]), RULE)
-    assert counts == {"keywords": 5, "bids": 3, "left_out_below_floor": 1, "left_out_invalid_prediction": 1,
-                      "capped_at_ceiling": 1, "lowered_by_shrinkage": 0}
+    assert counts == {
+        "keywords": 5,
+        "bids": 3,
+        "left_out_below_floor": 1,
+        "left_out_invalid_prediction": 1,
+        "capped_at_ceiling": 1,
+        "lowered_by_shrinkage": 0,
+    }
     assert table.column("Max CPC").to_pylist() == ["0.80", "25.00", "1.60"]
     assert table.column("Criterion Type").to_pylist() == ["Exact", "Exact", "Phrase"]
     assert table.column("keyword_id").to_pylist() == [1, 4, 5]
@@ -149,8 +149,16 @@ def test_bid_table_applies_yesterdays_bids_by_keyword():
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True, width=32), st.integers(0, 10_000),
-                       st.integers(0, 3), st.integers(0, 5_000)), min_size=1, max_size=40),
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=True, allow_infinity=True, width=32),
+            st.integers(0, 10_000),
+            st.integers(0, 3),
+            st.integers(0, 5_000),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
     rules,
     st.floats(0.01, 2.0),
     st.floats(0.0, 100.0),

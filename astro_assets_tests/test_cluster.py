@@ -28,24 +28,56 @@ def standalone_cluster(tmp_path_factory):
     """A Spark standalone master and one worker (2 cores) on 127.0.0.1; stopped by process id."""
     spark_home = Path(pyspark.__file__).parent
     logs = tmp_path_factory.mktemp("spark-logs")
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work"), "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(logs),
+        "SPARK_WORKER_DIR": str(logs / "work"),
+        "PYSPARK_PYTHON": sys.executable,
+    }
     port, master_ui, worker_ui = free_port(), free_port(), free_port()
     spark_class = str(spark_home / "bin" / "spark-class")
     processes = [
-        subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                          "--port", str(port), "--webui-port", str(master_ui)],
-                         env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT,
-                         start_new_session=True)
+        subprocess.Popen(
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(master_ui),
+            ],
+            env=env,
+            stdout=open(logs / "master.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     ]
     try:
         wait_until(lambda: port_open(port), 90, "master")
         processes.append(
-            subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-                              "--host", "127.0.0.1", "--cores", "2", "--memory", "3g",
-                              "--webui-port", str(worker_ui)],
-                             env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
-                             start_new_session=True)
+            subprocess.Popen(
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    f"spark://127.0.0.1:{port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    "2",
+                    "--memory",
+                    "3g",
+                    "--webui-port",
+                    str(worker_ui),
+                ],
+                env=env,
+                stdout=open(logs / "worker.log", "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         )
 
         def worker_alive() -> bool:
@@ -61,11 +93,23 @@ def standalone_cluster(tmp_path_factory):
 def _run_day(data_dir: Path, master: str, home: Path) -> subprocess.CompletedProcess:
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "ASTRO_DATA_DIR": str(data_dir), "ASTRO_KEYWORDS": str(KEYWORDS),
-           "ASTRO_SPARK_MASTER": master, "ASTRO_SPARK_DRIVER_MEMORY": "1g", "DAGSTER_HOME": str(home),
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run([sys.executable, "-m", "astro_assets.run", "--date", DAY.isoformat()], env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "ASTRO_DATA_DIR": str(data_dir),
+        "ASTRO_KEYWORDS": str(KEYWORDS),
+        "ASTRO_SPARK_MASTER": master,
+        "ASTRO_SPARK_DRIVER_MEMORY": "1g",
+        "DAGSTER_HOME": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "astro_assets.cli.run", "--date", DAY.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):

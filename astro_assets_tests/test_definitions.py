@@ -17,7 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_six_assets_and_the_backtest_with_their_checks():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        "raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions", "bid_file",
+        "raw_features",
+        "preprocessed_features",
+        "trained_model",
+        "onnx_model",
+        "daily_predictions",
+        "bid_file",
         "backtest",
     }
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
@@ -50,7 +55,10 @@ def test_training_schedule_is_weekly():
 def test_workspace_loads_the_code_location(tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, capture_output=True, text=True, env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -74,9 +82,13 @@ def test_shipped_instance_turns_telemetry_off_and_limits_spark_runs(tmp_path):
 
 @pytest.mark.parametrize(
     "name, value, words",
-    [("ASTRO_KEYWORDS", "lots", "not a whole number"), ("ASTRO_KEYWORDS", "-5", "positive"),
-     ("ASTRO_SPARK_MASTER", "nowhere", "not a Spark master URL"), ("ASTRO_START_DATE", "yesterday", "not a date"),
-     ("ASTRO_REPORTS_DIR", "/no/such/folder", "not a folder")],
+    [
+        ("ASTRO_KEYWORDS", "lots", "not a whole number"),
+        ("ASTRO_KEYWORDS", "-5", "positive"),
+        ("ASTRO_SPARK_MASTER", "nowhere", "not a Spark master URL"),
+        ("ASTRO_START_DATE", "yesterday", "not a date"),
+        ("ASTRO_REPORTS_DIR", "/no/such/folder", "not a folder"),
+    ],
 )
 def test_nonsense_settings_name_the_variable(monkeypatch, name, value, words):
     monkeypatch.setenv(name, value)
@@ -87,13 +99,20 @@ def test_nonsense_settings_name_the_variable(monkeypatch, name, value, words):
 
 def test_a_partition_for_a_day_not_over_is_refused(dagster_instance, tmp_path):
     """Today (UTC) is not a partition yet: its report is incomplete until the day ends."""
-    from astro_assets.partitions import daily_partition_def
-    from astro_assets.raw import raw_features
-    from astro_assets.resources import AstroStorage, SyntheticKeywordSource
+    from astro_assets.defs.resources import AstroStorage, SyntheticKeywordSource
+
+    daily_partition_def = defs.resolve_job_def("daily_bid_job").partitions_def
 
     today = dt.datetime.now(dt.UTC).date()
     assert daily_partition_def.get_last_partition_key() == (today - dt.timedelta(days=1)).isoformat()
     with pytest.raises(dg.DagsterUnknownPartitionError, match=today.isoformat()):
-        dg.materialize([raw_features], partition_key=today.isoformat(), instance=dagster_instance, resources={
-            "storage": AstroStorage(data_dir=str(tmp_path / "data")), "keyword_source": SyntheticKeywordSource()})
+        dg.materialize(
+            [defs.get_assets_def("raw_features")],
+            partition_key=today.isoformat(),
+            instance=dagster_instance,
+            resources={
+                "storage": AstroStorage(data_dir=str(tmp_path / "data")),
+                "keyword_source": SyntheticKeywordSource(),
+            },
+        )
     assert not (tmp_path / "data").exists()

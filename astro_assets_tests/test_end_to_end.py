@@ -1,6 +1,7 @@
 """The whole graph for one partition on a few thousand keywords, through a real Dagster instance:
 real Spark, real GX checks, real torch training, real onnxruntime scoring."""
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -18,11 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from astro_assets.bids import BID_FILE_COLUMNS, EDITOR_MATCH_TYPES
-from astro_assets.features import LAGS
-from astro_assets.jobs import DAILY_ASSETS, daily_bid_job
-from astro_assets.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
-from astro_assets.storage import DataLayout
+from astro_assets.core.calendar import day_range
+from astro_assets.core.features import LAGS
+from astro_assets.defs.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
+from astro_assets.model.training import TrainingPlan
+from astro_assets.stages.bids import BID_FILE_COLUMNS, EDITOR_MATCH_TYPES
+from astro_assets.storage import DAILY_ASSETS, DataLayout
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -33,8 +35,7 @@ KEYWORDS = 3_000
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     """Materialise DAY end to end (history, training, ONNX, predictions, bids) once for the module."""
-    from astro_assets.definitions import ASSETS, defs
-    from astro_assets.run import TRAINING_DAYS, days
+    from astro_assets.definitions import defs
 
     data_dir = tmp_path_factory.mktemp("data")
     home = tmp_path_factory.mktemp("dagster_home")
@@ -44,26 +45,34 @@ def materialized(tmp_path_factory):
         "storage": AstroStorage(data_dir=str(data_dir)),
         "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS),
     }
-    everything = [*ASSETS, *defs.asset_checks]
+    everything = [*defs.assets, *defs.asset_checks]
     results = []
     with dg.instance_for_test(temp_dir=str(home)) as instance:
 
         def run(selection, partition=None, config=None):
-            result = dg.materialize(everything, selection=selection, partition_key=partition, instance=instance,
-                                    resources=resources, run_config=config or {})
+            result = dg.materialize(
+                everything,
+                selection=selection,
+                partition_key=partition,
+                instance=instance,
+                resources=resources,
+                run_config=config or {},
+            )
             assert result.success
             results.append(result)
             return result
 
-        feature_days = days(DAY - dt.timedelta(days=TRAINING_DAYS + 1), DAY)
-        for d in days(feature_days[0] - dt.timedelta(days=LAGS - 1), DAY):
+        feature_days = day_range(DAY - dt.timedelta(days=TrainingPlan.training_days + 1), DAY)
+        for d in day_range(feature_days[0] - dt.timedelta(days=LAGS - 1), DAY):
             run(dg.AssetSelection.assets("raw_features").without_checks(), d.isoformat())
         for d in feature_days[:-1]:
             run(dg.AssetSelection.assets("preprocessed_features").without_checks(), d.isoformat())
         config = {"ops": {"trained_model": {"config": {"end_date": DAY.isoformat(), "epochs": 4}}}}
         run(dg.AssetSelection.assets("trained_model", "onnx_model"), config=config)
-        daily = run(dg.AssetSelection.assets("raw_features", "preprocessed_features", "daily_predictions", "bid_file"),
-                    DAY.isoformat())
+        daily = run(
+            dg.AssetSelection.assets("raw_features", "preprocessed_features", "daily_predictions", "bid_file"),
+            DAY.isoformat(),
+        )
         materializations = {
             key.to_user_string(): instance.get_latest_materialization_event(key).asset_materialization
             for key in [dg.AssetKey(a) for a in ("trained_model", "onnx_model", "daily_predictions", "bid_file")]
@@ -94,7 +103,8 @@ def test_bid_file_matches_the_predictions(materialized):
     predicted = expected.predicted_value_per_click.astype(float)
     weight = expected.clicks_in_window + 1.0
     group = (predicted * weight).groupby(expected.ad_group_id).transform("sum") / weight.groupby(
-        expected.ad_group_id).transform("sum")
+        expected.ad_group_id
+    ).transform("sum")
     trust = expected.clicks_in_window / (expected.clicks_in_window + policy.shrinkage_clicks)
     value = np.minimum(trust * predicted + (1 - trust) * group, predicted)
     break_even = value * (1 - policy.target_margin)
@@ -102,8 +112,12 @@ def test_bid_file_matches_the_predictions(materialized):
     expected["cents"] = np.minimum(expected.cents, policy.ceiling * 100)
     expected = expected[expected.cents >= policy.floor * 100]
     expected = expected.assign(
-        **{"Criterion Type": expected.match_type.map(EDITOR_MATCH_TYPES), "Campaign": expected.campaign_name,
-           "Ad group": expected.ad_group_name, "Keyword": expected.keyword_text}
+        **{
+            "Criterion Type": expected.match_type.map(EDITOR_MATCH_TYPES),
+            "Campaign": expected.campaign_name,
+            "Ad group": expected.ad_group_name,
+            "Keyword": expected.keyword_text,
+        }
     )
     merged = bids.merge(expected, on=["Campaign", "Ad group", "Keyword", "Criterion Type"], how="outer", indicator=True)
     assert (merged["_merge"] == "both").all(), merged["_merge"].value_counts()
@@ -137,12 +151,12 @@ def test_predictions_record_throughput_and_model_version(materialized):
 
 
 def test_ci_check_command_fails_when_nulls_appear_after_null_replacement(materialized, tmp_path):
-    """`python -m astro_assets.ci_checks --data-dir` (the README's check command on stored data) passes
+    """`python -m astro_assets.cli.ci_checks --data-dir` (the README's check command on stored data) passes
     on the day as materialised and exits 1, naming the check, once nulls are injected into it."""
     layout, _, _ = materialized
     data = tmp_path / "data"
     shutil.copytree(layout.root, data)
-    command = [sys.executable, "-m", "astro_assets.ci_checks", "--data-dir", str(data), "--date", DAY.isoformat()]
+    command = [sys.executable, "-m", "astro_assets.cli.ci_checks", "--data-dir", str(data), "--date", DAY.isoformat()]
 
     clean = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
@@ -165,9 +179,10 @@ def test_ci_check_command_fails_when_nulls_appear_after_null_replacement(materia
 PREDICT_DAY = """
 import datetime as dt, sys
 from pyspark.sql import SparkSession
-from astro_assets.predict import read_model, write_predictions
-from astro_assets.resources import spark_config
+from astro_assets.defs.resources import spark_config
+from astro_assets.model.registry import read_model
 from astro_assets.settings import load_settings
+from astro_assets.stages.predict import write_predictions
 from astro_assets.storage import DataLayout
 
 builder = SparkSession.builder
@@ -247,8 +262,14 @@ def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored
     # The product's default master (local[*,4]): the retry must come from the defaults, not from the test.
     env = {key: value for key, value in os.environ.items() if key != "ASTRO_SPARK_MASTER"}
     env["ASTRO_DATA_DIR"] = str(data)
-    run = subprocess.Popen([sys.executable, "-c", PREDICT_DAY, str(data), DAY.isoformat()], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-c", PREDICT_DAY, str(data), DAY.isoformat()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     # The worker scoring shard 0 holds its output file open (in the staging folder) until it is done.
     session, scoring = _freeze_while_writing(run, ".*/part-00000.parquet", data / "daily_predictions")
     _signal(scoring, signal.SIGKILL)
@@ -260,23 +281,26 @@ def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored
     scored = pq.read_table(data / "daily_predictions" / f"date={DAY}").to_pandas()
     clean = pq.read_table(layout.partition_dir("daily_predictions", DAY)).to_pandas()
     assert scored.keyword_id.is_unique and len(scored) == len(clean) == int(out.split("rows=")[1])
-    pd.testing.assert_frame_equal(scored.sort_values("keyword_id", ignore_index=True),
-                                  clean.sort_values("keyword_id", ignore_index=True))
+    pd.testing.assert_frame_equal(
+        scored.sort_values("keyword_id", ignore_index=True), clean.sort_values("keyword_id", ignore_index=True)
+    )
 
 
 def daily_bid_job_on_test_data() -> dg.JobDefinition:
     """daily_bid_job over $ASTRO_TEST_DATA_DIR and the test account, reconstructable (for re-execution)."""
-    from astro_assets.definitions import ASSETS, defs
+    from astro_assets.defs import build_definitions
+    from astro_assets.settings import load_settings
 
-    resources = {**defs.resources, "storage": AstroStorage(data_dir=os.environ["ASTRO_TEST_DATA_DIR"]),
-                 "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS)}
-    return dg.Definitions(assets=ASSETS, asset_checks=defs.asset_checks, jobs=[daily_bid_job], resources=resources,
-                          executor=dg.in_process_executor).resolve_job_def("daily_bid_job")
+    settings = dataclasses.replace(
+        load_settings(), data_dir=os.environ["ASTRO_TEST_DATA_DIR"], seed=11, keywords=KEYWORDS
+    )
+    return build_definitions(settings).resolve_job_def("daily_bid_job")
 
 
 def _files(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -308,7 +332,8 @@ def read_only():
 
 
 def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_the_clean_result(
-        materialized, tmp_path, monkeypatch, dagster_instance, read_only):
+    materialized, tmp_path, monkeypatch, dagster_instance, read_only
+):
     """Re-running DAY rewrites its partitions byte for byte and touches no other day; the bid file
     step fails on a folder it cannot write without publishing anything; Dagster's re-execution from
     failure then runs only what failed and ends with the clean run's bid file."""
@@ -321,8 +346,9 @@ def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_th
     writable = read_only(data / "bid_file")
 
     job = dg.reconstructable(daily_bid_job_on_test_data)
-    with dg.execute_job(job, dagster_instance, tags={"dagster/partition": DAY.isoformat()},
-                        raise_on_error=False) as failed:
+    with dg.execute_job(
+        job, dagster_instance, tags={"dagster/partition": DAY.isoformat()}, raise_on_error=False
+    ) as failed:
         assert not failed.success
         (failure,) = [e for e in failed.all_events if e.is_step_failure]
         message = failure.event_specific_data.error.to_string()
@@ -349,7 +375,8 @@ def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_th
 
 
 def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_the_next_run_succeeds(
-        materialized, tmp_path):
+    materialized, tmp_path
+):
     """SIGKILL the whole `make run` process group (driver, JVM, Python workers) while a task is half-way
     through writing the day's predictions: the published partition is still the previous version,
     byte for byte, and the next run publishes the same predictions again."""
@@ -358,11 +385,17 @@ def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_
     shutil.copytree(layout.root, data, copy_function=shutil.copy2)
     predictions = data / "daily_predictions" / f"date={DAY}"
     previous = _files(predictions)
-    env = {**os.environ, "ASTRO_DATA_DIR": str(data), "ASTRO_KEYWORDS": str(KEYWORDS), "ASTRO_SEED": "11",
-           "ASTRO_ARROW_BATCH_ROWS": "1"}  # one row per batch: scoring takes long enough to be interrupted
-    command = [sys.executable, "-m", "astro_assets.run", "--date", DAY.isoformat()]
-    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
+    env = {
+        **os.environ,
+        "ASTRO_DATA_DIR": str(data),
+        "ASTRO_KEYWORDS": str(KEYWORDS),
+        "ASTRO_SEED": "11",
+        "ASTRO_ARROW_BATCH_ROWS": "1",
+    }  # one row per batch: scoring takes long enough to be interrupted
+    command = [sys.executable, "-m", "astro_assets.cli.run", "--date", DAY.isoformat()]
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     # A worker is writing a file of the new version: it is half there when the whole run is killed.
     session, _ = _freeze_while_writing(run, f".date={DAY}.staging-*/part-*.parquet", data / "daily_predictions")
     _signal(session, signal.SIGKILL)
@@ -373,24 +406,35 @@ def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert {path: content for path, (content, _) in _files(predictions).items()} == {
-        path: content for path, (content, _) in previous.items()}
+        path: content for path, (content, _) in previous.items()
+    }
     assert not list((data / "daily_predictions").glob(".*"))  # the next publish cleared the dead run's staging
 
 
-def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_changes(materialized, tmp_path,
-                                                                                  dagster_instance):
-    from astro_assets.definitions import ASSETS, defs
+def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_changes(
+    materialized, tmp_path, dagster_instance
+):
+    from astro_assets.definitions import defs
 
     layout, _, _ = materialized
     data = tmp_path / "data"
     shutil.copytree(layout.root, data, copy_function=shutil.copy2)
     before = _files(data)
-    resources = {**defs.resources, "storage": AstroStorage(data_dir=str(data)),
-                 "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS)}
+    resources = {
+        **defs.resources,
+        "storage": AstroStorage(data_dir=str(data)),
+        "keyword_source": SyntheticKeywordSource(seed=11, keywords=KEYWORDS),
+    }
 
     def failure(selection, **kwargs) -> str:
-        result = dg.materialize([*ASSETS, *defs.asset_checks], selection=selection, instance=dagster_instance,
-                                resources=resources, raise_on_error=False, **kwargs)
+        result = dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=selection,
+            instance=dagster_instance,
+            resources=resources,
+            raise_on_error=False,
+            **kwargs,
+        )
         assert not result.success
         (event,) = [e for e in result.all_events if e.is_step_failure]
         error, messages = event.event_specific_data.error, []
@@ -400,8 +444,9 @@ def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_chang
         return "\n".join(messages)
 
     next_day = DAY + dt.timedelta(days=1)  # its raw report was never made: its lag window lacks one day
-    lags = failure(dg.AssetSelection.assets("preprocessed_features").without_checks(),
-                   partition_key=next_day.isoformat())
+    lags = failure(
+        dg.AssetSelection.assets("preprocessed_features").without_checks(), partition_key=next_day.isoformat()
+    )
     assert f"raw_features has no partition for {next_day}" in lags and f"1 of the {LAGS} days needed" in lags
 
     later = DAY + dt.timedelta(days=3)
@@ -415,24 +460,36 @@ def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_chang
 def test_a_30_day_backfill_run_twice_gives_the_same_files(materialized, tmp_path, dagster_instance):
     """Thirty days of the daily assets (after their week of raw history), day by day as a backfill
     runs them, twice over: every file of the second pass is byte-identical to the first."""
-    from astro_assets.definitions import ASSETS, defs
-    from astro_assets.run import days
+    from astro_assets.definitions import defs
 
     layout, _, _ = materialized
     data = tmp_path / "data"
     shutil.copytree(layout.onnx_dir(), data / "onnx_model")
-    resources = {**defs.resources, "storage": AstroStorage(data_dir=str(data)),
-                 "keyword_source": SyntheticKeywordSource(seed=5, keywords=500)}
+    resources = {
+        **defs.resources,
+        "storage": AstroStorage(data_dir=str(data)),
+        "keyword_source": SyntheticKeywordSource(seed=5, keywords=500),
+    }
     first = DAY + dt.timedelta(days=LAGS)
-    backfill = days(first, first + dt.timedelta(days=29))
+    backfill = day_range(first, first + dt.timedelta(days=29))
 
     def run_backfill() -> dict[str, bytes]:
-        for day in days(DAY + dt.timedelta(days=1), first - dt.timedelta(days=1)):
-            dg.materialize(ASSETS, selection=["raw_features"], partition_key=day.isoformat(),
-                           instance=dagster_instance, resources=resources)
+        for day in day_range(DAY + dt.timedelta(days=1), first - dt.timedelta(days=1)):
+            dg.materialize(
+                defs.assets,
+                selection=["raw_features"],
+                partition_key=day.isoformat(),
+                instance=dagster_instance,
+                resources=resources,
+            )
         for day in backfill:
-            dg.materialize(ASSETS, selection=list(DAILY_ASSETS), partition_key=day.isoformat(),
-                           instance=dagster_instance, resources=resources)
+            dg.materialize(
+                defs.assets,
+                selection=list(DAILY_ASSETS),
+                partition_key=day.isoformat(),
+                instance=dagster_instance,
+                resources=resources,
+            )
         return {path: content for path, (content, _) in _files(data).items() if not path.startswith("onnx_model")}
 
     once = run_backfill()

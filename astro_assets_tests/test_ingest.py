@@ -1,5 +1,5 @@
-"""`python -m astro_assets.ingest`: Google Ads reports (UI export, API field names as CSV and Parquet)
-into raw_features partitions, and the catalogue of inputs it refuses without changing anything."""
+"""`astro-ingest` (`python -m astro_assets.cli.ingest`): Google Ads reports (UI export, API field names as
+CSV and Parquet) into raw_features partitions, and the catalogue of inputs it refuses without changing anything."""
 
 import csv
 import datetime as dt
@@ -13,9 +13,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from astro_assets.ingest import IngestError, main
-from astro_assets.raw import raw_features
-from astro_assets.resources import AstroStorage, GoogleAdsReportFolder
+from astro_assets.cli.ingest import main
+from astro_assets.definitions import defs
+from astro_assets.defs.resources import AstroStorage, GoogleAdsReportFolder
+from astro_assets.sources.google_ads_report import IngestError
 
 DATA = Path(__file__).parent / "data"
 UI_REPORT = DATA / "google_ads_ui_keyword_report.csv"
@@ -37,8 +38,11 @@ def day_table(root: Path, day: str) -> pd.DataFrame:
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     """Every file under ``root`` with its hash and modification time."""
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_google_ads_ui_export_ingests(data_dir, capsys):
@@ -109,6 +113,7 @@ def _set(column: str, value: str, row: int = 0):
     def edit(columns, rows):
         rows[row][column] = value
         return columns, rows
+
     return edit
 
 
@@ -137,8 +142,11 @@ BAD_INPUTS = [
     ("day not over yet", _set("Day", TOMORROW), "column 'Day': 1 rows for"),
     ("infinite value", _set("Conv. value", "inf"), "column 'Conv. value': 1 values are NaN or infinite"),
     ("NaN value", _set("Conversions", "NaN"), "column 'Conversions': 1 values are not numbers (e.g. 'NaN')"),
-    ("one id, two texts", _set("Keyword", "running shoes red", row=4),
-     "column 'Keyword': 1 keyword ids appear with different texts (e.g. 1001)"),
+    (
+        "one id, two texts",
+        _set("Keyword", "running shoes red", row=4),
+        "column 'Keyword': 1 keyword ids appear with different texts (e.g. 1001)",
+    ),
     ("unknown match type", _set("Match type", "Fuzzy match"), "column 'Match type': 1 unknown match types"),
     ("not a date", _set("Day", "22/11/2026"), "column 'Day': 1 values are not dates"),
 ]
@@ -182,8 +190,15 @@ def test_the_raw_features_asset_reads_a_folder_of_reports(data_dir, tmp_path, da
     folder.mkdir()
     (folder / UI_REPORT.name).write_bytes(UI_REPORT.read_bytes())
     asset_dir = tmp_path / "asset"
-    result = dg.materialize([raw_features], partition_key=DAYS[1], instance=dagster_instance, resources={
-        "storage": AstroStorage(data_dir=str(asset_dir)), "keyword_source": GoogleAdsReportFolder(folder=str(folder))})
+    result = dg.materialize(
+        [defs.get_assets_def("raw_features")],
+        partition_key=DAYS[1],
+        instance=dagster_instance,
+        resources={
+            "storage": AstroStorage(data_dir=str(asset_dir)),
+            "keyword_source": GoogleAdsReportFolder(folder=str(folder)),
+        },
+    )
     assert result.success
     pd.testing.assert_frame_equal(day_table(asset_dir, DAYS[1]), day_table(data_dir, DAYS[1]))
     with pytest.raises(IngestError, match=f"{folder}: no report has rows for 2026-11-24"):

@@ -9,19 +9,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astro_assets.features import FEATURE_NAMES, LAGS, MISSING_IMPRESSION_SHARE, N_FEATURES
-from astro_assets.lagging import lagged_features
-from astro_assets.raw import RAW_SCHEMA
-from astro_assets.training import features_array
+from astro_assets.core.features import FEATURE_NAMES, LAGS, MISSING_IMPRESSION_SHARE, N_FEATURES, RAW_SCHEMA
+from astro_assets.core.lagging import lagged_features
+from astro_assets.model.datasets import features_array
 
 DAY = dt.date(2026, 5, 10)  # a Sunday
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
 def report(rows: list[dict]) -> pa.Table:
-    defaults = {"campaign_id": 1, "campaign_name": "C", "ad_group_id": 2, "ad_group_name": "AG", "keyword_text": "kw",
-                "match_type": "EXACT", "impressions": 100, "clicks": 10, "cost_micros": 5_000_000, "conversions": 1.0,
-                "conversion_value": 20.0, "quality_score": 7, "search_impression_share": 0.5}
+    defaults = {
+        "campaign_id": 1,
+        "campaign_name": "C",
+        "ad_group_id": 2,
+        "ad_group_name": "AG",
+        "keyword_text": "kw",
+        "match_type": "EXACT",
+        "impressions": 100,
+        "clicks": 10,
+        "cost_micros": 5_000_000,
+        "conversions": 1.0,
+        "conversion_value": 20.0,
+        "quality_score": 7,
+        "search_impression_share": 0.5,
+    }
     return pa.Table.from_pylist([{**defaults, **row} for row in rows], schema=RAW_SCHEMA)
 
 
@@ -55,8 +66,16 @@ def test_lags_are_day_major_oldest_first():
 
 def test_absent_day_is_zeros_with_row_missing():
     x = features_of(lagged_features(DAY, window({6: [{"keyword_id": 1}]})), 1)
-    for name in ("log_impressions", "log_clicks", "log_cost", "log_conversions", "log_conversion_value", "ctr",
-                 "log_value_per_click", "conversion_value_missing"):
+    for name in (
+        "log_impressions",
+        "log_clicks",
+        "log_cost",
+        "log_conversions",
+        "log_conversion_value",
+        "ctr",
+        "log_value_per_click",
+        "conversion_value_missing",
+    ):
         assert np.all(x[:6, F[name]] == 0), name
     assert np.all(x[:6, F["row_missing"]] == 1) and x[6, F["row_missing"]] == 0
     assert np.all(x[:, F["is_exact"]] == 1) and np.all(x[:, F["is_phrase"]] == 0)
@@ -83,8 +102,10 @@ def test_null_quality_score_and_impression_share():
     days = {
         3: [{"keyword_id": 1, "quality_score": 4}, {"keyword_id": 2, "quality_score": None}],
         4: [{"keyword_id": 1, "quality_score": 8}],
-        6: [{"keyword_id": 1, "quality_score": None, "search_impression_share": None},
-            {"keyword_id": 2, "quality_score": None}],
+        6: [
+            {"keyword_id": 1, "quality_score": None, "search_impression_share": None},
+            {"keyword_id": 2, "quality_score": None},
+        ],
     }
     table = lagged_features(DAY, window(days))
     one, two = features_of(table, 1), features_of(table, 2)
@@ -107,25 +128,29 @@ def test_trailing_value_per_click_is_the_mean_over_days_with_clicks():
 
 
 def test_attributes_come_from_the_latest_day():
-    days = {2: [{"keyword_id": 1, "keyword_text": "old", "match_type": "BROAD"}],
-            5: [{"keyword_id": 1, "keyword_text": "new", "match_type": "PHRASE"}]}
+    days = {
+        2: [{"keyword_id": 1, "keyword_text": "old", "match_type": "BROAD"}],
+        5: [{"keyword_id": 1, "keyword_text": "new", "match_type": "PHRASE"}],
+    }
     table = lagged_features(DAY, window(days))
     assert table.column("keyword_text").to_pylist() == ["new"]
     x = features_of(table, 1)
     assert np.all(x[:, F["is_phrase"]] == 1) and np.all(x[:, F["is_exact"]] == 0)
 
 
-rows = st.fixed_dictionaries({
-    "keyword_id": st.integers(1, 30),
-    "impressions": st.integers(0, 10_000),
-    "clicks": st.integers(0, 100),
-    "cost_micros": st.integers(0, 10**9),
-    "conversions": st.floats(0, 50),
-    "conversion_value": st.none() | st.floats(0, 1e5),
-    "quality_score": st.none() | st.integers(1, 10),
-    "search_impression_share": st.none() | st.floats(0, 1),
-    "match_type": st.sampled_from(["EXACT", "PHRASE", "BROAD"]),
-})
+rows = st.fixed_dictionaries(
+    {
+        "keyword_id": st.integers(1, 30),
+        "impressions": st.integers(0, 10_000),
+        "clicks": st.integers(0, 100),
+        "cost_micros": st.integers(0, 10**9),
+        "conversions": st.floats(0, 50),
+        "conversion_value": st.none() | st.floats(0, 1e5),
+        "quality_score": st.none() | st.integers(1, 10),
+        "search_impression_share": st.none() | st.floats(0, 1),
+        "match_type": st.sampled_from(["EXACT", "PHRASE", "BROAD"]),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None)

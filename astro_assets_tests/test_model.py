@@ -14,27 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from astro_assets import scoring
-from astro_assets.export import PARITY_TOLERANCE, export_onnx, parity, publish_onnx
-from astro_assets.features import FEATURE_NAMES, LAGS, N_FEATURES
-from astro_assets.predict import ModelMismatchError, read_model
+from astro_assets.core import scoring
+from astro_assets.core.features import FEATURE_NAMES, LAGS, N_FEATURES
+from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt
+from astro_assets.model.checkpoint import load_trained_model, model_version, save_trained_model
+from astro_assets.model.datasets import TrainingSet
+from astro_assets.model.evaluation import comparison_table, evaluate, promotion
+from astro_assets.model.export import PARITY_TOLERANCE, export_onnx, parity
+from astro_assets.model.network import TrainingParams, fit_scaler, predict, train
+from astro_assets.model.registry import ModelMismatchError, publish_onnx, read_model
 from astro_assets.storage import DataLayout
-from astro_assets.training import (
-    GbdtParams,
-    TrainingParams,
-    TrainingSet,
-    comparison_table,
-    evaluate,
-    fit_gbdt,
-    fit_scaler,
-    load_trained_model,
-    model_version,
-    predict,
-    predict_gbdt,
-    promotion,
-    save_trained_model,
-    train,
-)
 
 PARAMS = TrainingParams(epochs=12, hidden_size=8, batch_size=256, learning_rate=1e-2, seed=3)
 
@@ -57,8 +46,11 @@ def test_scaler_is_fitted_per_feature_and_never_divides_by_zero():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    hnp.arrays(np.float32, st.tuples(st.integers(1, 6), st.just(LAGS), st.just(N_FEATURES)),
-               elements=st.floats(-1e4, 1e4, width=32)),
+    hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 6), st.just(LAGS), st.just(N_FEATURES)),
+        elements=st.floats(-1e4, 1e4, width=32),
+    ),
     st.randoms(use_true_random=False),
 )
 def test_scaling_is_finite_centred_and_ignores_row_order(x, random):
@@ -114,10 +106,13 @@ def test_executor_scoring_matches_torch(exported):
     model, _, onnx_bytes, data = exported
     rows = 300
     batch = pa.RecordBatch.from_arrays(
-        [pa.array(np.arange(rows, dtype=np.int64)),
-         pa.ListArray.from_arrays(pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES,
-                                                     dtype=np.int32)),
-                                  pa.array(data.features[:rows].reshape(-1)))],
+        [
+            pa.array(np.arange(rows, dtype=np.int64)),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES, dtype=np.int32)),
+                pa.array(data.features[:rows].reshape(-1)),
+            ),
+        ],
         names=["keyword_id", "features"],
     )
     digest = hashlib.sha256(onnx_bytes).hexdigest()
@@ -162,12 +157,19 @@ def test_a_model_for_other_features_is_refused(tmp_path, exported):
 
 @pytest.mark.parametrize(
     "model, trailing, margin, promoted",
-    [(0.50, 1.00, 0.05, True), (0.95, 1.00, 0.05, True), (0.96, 1.00, 0.05, False), (1.20, 1.00, 0.05, False),
-     (0.50, 1.00, 0.6, False), (float("nan"), 1.00, 0.05, False)],
+    [
+        (0.50, 1.00, 0.05, True),
+        (0.95, 1.00, 0.05, True),
+        (0.96, 1.00, 0.05, False),
+        (1.20, 1.00, 0.05, False),
+        (0.50, 1.00, 0.6, False),
+        (float("nan"), 1.00, 0.05, False),
+    ],
 )
 def test_promotion_needs_the_stated_margin_over_the_trailing_mean(model, trailing, margin, promoted):
-    decision, reason = promotion({"model_click_weighted_mse": model, "trailing_mean_click_weighted_mse": trailing},
-                                 margin)
+    decision, reason = promotion(
+        {"model_click_weighted_mse": model, "trailing_mean_click_weighted_mse": trailing}, margin
+    )
     assert decision is promoted
     assert f"{trailing:.4f}" in reason and str(margin) in reason
 
@@ -179,18 +181,23 @@ def test_gbdt_baseline_learns_and_is_reproducible():
     assert np.array_equal(predictions, predict_gbdt(second, data.features))
     metrics = evaluate({"gbdt": predictions, "trailing_mean": data.trailing_value_per_click}, data)
     assert metrics["gbdt_mae"] < 0.5 * metrics["trailing_mean_mae"]
-    table = comparison_table(metrics | {"model_mae": 0.1, "model_click_weighted_mae": 0.1,
-                                        "model_click_weighted_mse": 0.1})
+    table = comparison_table(
+        metrics | {"model_mae": 0.1, "model_click_weighted_mae": 0.1, "model_click_weighted_mse": 0.1}
+    )
     assert table.splitlines()[0] == "| predictor | MAE | click-weighted MAE | click-weighted MSE |"
     assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| model", "| trailing_mean", "| gbdt"]
 
 
 def _materialize_onnx_model(layout: DataLayout, instance):
-    from astro_assets.export import onnx_model
-    from astro_assets.resources import AstroStorage
+    from astro_assets.defs.assets.model import onnx_model
+    from astro_assets.defs.resources import AstroStorage
 
-    return dg.materialize([onnx_model], resources={"storage": AstroStorage(data_dir=str(layout.root))},
-                          instance=instance, raise_on_error=False)
+    return dg.materialize(
+        [onnx_model],
+        resources={"storage": AstroStorage(data_dir=str(layout.root))},
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def test_a_model_that_does_not_beat_the_trailing_mean_is_not_promoted(tmp_path, exported):
@@ -200,21 +207,31 @@ def test_a_model_that_does_not_beat_the_trailing_mean_is_not_promoted(tmp_path, 
     layout = DataLayout(tmp_path)
     reason = "click-weighted MSE 0.9800 does not beat the trailing mean's 1.0000 by the promotion margin 0.05"
     with dg.instance_for_test() as instance:
-        save_trained_model(layout, version, model, PARAMS, data, {"version": version, "promote": False,
-                                                                   "promotion_reason": reason})
+        save_trained_model(
+            layout, version, model, PARAMS, data, {"version": version, "promote": False, "promotion_reason": reason}
+        )
         refused = _materialize_onnx_model(layout, instance)
         assert not refused.success and not layout.onnx_model().exists()
         failure = refused.get_step_failure_events()[0].step_failure_data.error.message
         assert "was not promoted" in failure and "no earlier model" in failure
 
+        # A record without a promotion decision never publishes either.
         save_trained_model(layout, version, model, PARAMS, data, {"version": version, "end_date": "2026-05-01"})
+        undecided = _materialize_onnx_model(layout, instance)
+        assert not undecided.success and not layout.onnx_model().exists()
+        assert "no promotion decision" in undecided.get_step_failure_events()[0].step_failure_data.error.message
+
+        save_trained_model(
+            layout, version, model, PARAMS, data, {"version": version, "end_date": "2026-05-01", "promote": True}
+        )
         assert _materialize_onnx_model(layout, instance).success
         published = layout.onnx_model().read_bytes()
 
         other, _ = train(toy_data(800, seed=1), PARAMS, log=lambda _: None)
         candidate = model_version(other, dt.date(2026, 5, 8))
-        save_trained_model(layout, candidate, other, PARAMS, data, {"version": candidate, "promote": False,
-                                                                    "promotion_reason": reason})
+        save_trained_model(
+            layout, candidate, other, PARAMS, data, {"version": candidate, "promote": False, "promotion_reason": reason}
+        )
         kept = _materialize_onnx_model(layout, instance)
         assert kept.success
         assert layout.onnx_model().read_bytes() == published

@@ -5,7 +5,7 @@ import datetime as dt
 import numpy as np
 import pyarrow.compute as pc
 
-from astro_assets import synthetic
+from astro_assets.sources import synthetic
 
 SEED, KEYWORDS = 5, 20_000
 MONDAY = dt.date(2026, 6, 1)

@@ -22,8 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 #: Without these, Chromium tries the network at start and stalls on this closed machine.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 # Days near today: a backfill of raw_features also targets the lag windows of the six days after each
 # day (the TimeWindowPartitionMapping, followed downstream), so a range must end at the newest
 # partition (yesterday) for every targeted day to have its raw data.
@@ -31,8 +39,15 @@ YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 DAY = YESTERDAY - dt.timedelta(days=2)
 BACKFILL_DAYS = [YESTERDAY - dt.timedelta(days=1), YESTERDAY]
 DAILY_ASSETS = ("raw_features", "preprocessed_features", "daily_predictions", "bid_file")
-GRAPH_ASSETS = ("raw_features", "preprocessed_features", "trained_model", "onnx_model", "daily_predictions",
-                "bid_file", "backtest")
+GRAPH_ASSETS = (
+    "raw_features",
+    "preprocessed_features",
+    "trained_model",
+    "onnx_model",
+    "daily_predictions",
+    "bid_file",
+    "backtest",
+)
 KEYWORDS = 5_000  # enough clicks on the held-out day for the promotion gate to be decisive (README)
 RUN_SECONDS = 600
 
@@ -47,23 +62,40 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory):
     """`dagster dev` over a data folder that already holds the history and a model (made by
-    `python -m astro_assets.run` for the day before DAY through the same instance)."""
+    `python -m astro_assets.cli.run` for the day before DAY through the same instance)."""
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     data = tmp_path_factory.mktemp("data")
     logs = tmp_path_factory.mktemp("logs")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ASTRO_DATA_DIR": str(data), "ASTRO_KEYWORDS": str(KEYWORDS),
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ASTRO_DATA_DIR": str(data),
+        "ASTRO_KEYWORDS": str(KEYWORDS),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
     day_before = (DAY - dt.timedelta(days=1)).isoformat()
-    seed = subprocess.run([sys.executable, "-m", "astro_assets.run", "--date", day_before],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    seed = subprocess.run(
+        [sys.executable, "-m", "astro_assets.cli.run", "--date", day_before],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert seed.returncode == 0, seed.stderr[-3000:]
 
     port = free_port()
     dagster = str(Path(sys.executable).with_name("dagster"))
-    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                              cwd=ROOT, env=env, stdout=open(logs / "dagster-dev.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / "dagster-dev.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: urllib.request.urlopen(f"{base}/server_info", timeout=2).status == 200, 180, "dagster dev")
@@ -259,8 +291,11 @@ def test_two_daily_runs_at_once_both_succeed_one_after_the_other(dagster_dev):
 
     base, instance, data = dagster_dev
     days = [DAY - dt.timedelta(days=2), DAY - dt.timedelta(days=1)]
-    folders = [data / asset / f"date={d}" for d in days
-               for asset in ("raw_features", "preprocessed_features", "daily_predictions")]
+    folders = [
+        data / asset / f"date={d}"
+        for d in days
+        for asset in ("raw_features", "preprocessed_features", "daily_predictions")
+    ]
     folders = [f for f in folders if f.exists()]  # the seeding run made predictions for DAY - 1 only
     assert len(folders) == 5
     before = {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in folders}

@@ -1,0 +1,116 @@
+"""``make run`` (``astro-run``): materialise the newest complete day end to end on the embedded defaults.
+
+It fills the raw history the lag window (and, without a model, the training window) needs, trains and
+exports a model if none exists yet, then runs the day's predictions and bid file with every check,
+through a Dagster instance (``DAGSTER_HOME``) so the runs show in the UI afterwards.
+"""
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+
+import dagster as dg
+
+from astro_assets.cli.environment import require_java
+from astro_assets.core.calendar import ONE_DAY, day_range
+from astro_assets.core.features import LAGS
+from astro_assets.defs.jobs import SPARK_TAG
+from astro_assets.model.datasets import TrainingWindow
+from astro_assets.model.training import TrainingPlan
+from astro_assets.settings import Settings, SettingsError, load_settings
+from astro_assets.storage import (
+    BID_FILE,
+    DAILY_PREDICTIONS,
+    ONNX_MODEL,
+    PREPROCESSED_FEATURES,
+    RAW_FEATURES,
+    TRAINED_MODEL,
+    DataLayout,
+)
+
+
+def materialize_day(
+    day: dt.date, settings: Settings, instance: dg.DagsterInstance, retrain: bool = False, log=print
+) -> list[dg.AssetCheckEvaluation]:
+    """Materialise ``day`` end to end; returns the evaluations of the checks run on ``day``."""
+    from astro_assets.defs import build_definitions  # loads Spark, torch and GX: after the checks
+
+    defs = build_definitions(settings)
+    layout = DataLayout(settings.data_dir)
+    training_days = TrainingPlan.training_days
+    need_model = retrain or not layout.onnx_model().exists()
+    feature_days = day_range(day - dt.timedelta(days=training_days + 1), day) if need_model else [day]
+    raw_days = day_range(feature_days[0] - dt.timedelta(days=LAGS - 1), day)
+    everything = [*defs.assets, *(defs.asset_checks or [])]
+    evaluations: list[dg.AssetCheckEvaluation] = []
+
+    def run(selection: dg.AssetSelection, partition: str | None = None, config: dict | None = None) -> None:
+        run_config = {**(config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+        result = dg.materialize(
+            everything,
+            selection=selection,
+            partition_key=partition,
+            instance=instance,
+            resources=defs.resources,
+            run_config=run_config,
+            tags=SPARK_TAG,
+        )
+        evaluations.extend(result.get_asset_check_evaluations())
+
+    log(f"astro: {settings.keywords:,} keywords, data in {layout.root}, bidding from {day}")
+    have = set(layout.existing_days(RAW_FEATURES))
+    history = [d for d in raw_days if d != day and d not in have]
+    for i, d in enumerate(history, 1):
+        log(f"astro: raw history {i}/{len(history)}: {d}")
+        run(dg.AssetSelection.assets(RAW_FEATURES).without_checks(), d.isoformat())
+    log(f"astro: raw features for {day}")
+    run(dg.AssetSelection.assets(RAW_FEATURES), day.isoformat())
+    have = set(layout.existing_days(PREPROCESSED_FEATURES))
+    history = [d for d in feature_days if d != day and d not in have]
+    for i, d in enumerate(history, 1):
+        log(f"astro: lagged features {i}/{len(history)}: {d}")
+        run(dg.AssetSelection.assets(PREPROCESSED_FEATURES).without_checks(), d.isoformat())
+    log(f"astro: lagged features for {day}")
+    run(dg.AssetSelection.assets(PREPROCESSED_FEATURES), day.isoformat())
+    if need_model:
+        window = TrainingWindow.ending(day, training_days)
+        log(f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, held out {window.holdout_day}")
+        config = {"end_date": day.isoformat(), "training_days": training_days}
+        run(dg.AssetSelection.assets(TRAINED_MODEL, ONNX_MODEL), config={"ops": {TRAINED_MODEL: {"config": config}}})
+    log(f"astro: predictions and bids for {day}")
+    run(dg.AssetSelection.assets(DAILY_PREDICTIONS, BID_FILE), day.isoformat())
+    return evaluations
+
+
+def instance_from_env() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--date", help="day to bid from (YYYY-MM-DD); default: yesterday, UTC")
+    parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise SystemExit(f"astro: {error}") from None
+    require_java()
+    day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - ONE_DAY
+    started = time.perf_counter()
+    evaluations = materialize_day(day, settings, instance_from_env(), args.retrain, log=lambda m: print(m, flush=True))
+    failed = [e.check_name for e in evaluations if not e.passed]
+    print(
+        f"astro: {len(evaluations) - len(failed)}/{len(evaluations)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    print(
+        f"astro: done in {time.perf_counter() - started:.0f} s; bid file: {DataLayout(settings.data_dir).bid_file(day)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

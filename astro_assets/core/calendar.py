@@ -1,0 +1,20 @@
+"""Day ranges, computed one way everywhere: partitions, lag windows, training windows, backtests."""
+
+import datetime as dt
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+def day_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every day from ``first`` to ``last``, both included (empty when ``last`` is before ``first``)."""
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def days_ending(last: dt.date, count: int) -> list[dt.date]:
+    """The ``count`` days that end with ``last`` (oldest first)."""
+    return day_range(last - dt.timedelta(days=count - 1), last)
+
+
+def lag_window(day: dt.date, lags: int) -> list[dt.date]:
+    """The days whose raw reports make up the lagged features of ``day``: ``day-lags+1 .. day``."""
+    return days_ending(day, lags)

@@ -1,0 +1,96 @@
+"""The model's inputs, in one place: the lag length T, the per-day feature list, the null policy.
+
+Training (``model``), prediction (``stages.predict``), the checks and the ONNX metadata all read these
+names, so the order of features can never differ between the model that was trained and the one
+that scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+#: Days of history per keyword fed to the model (the lag window, day D-T+1 .. D).
+LAGS = 7
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    description: str
+    lower: float  # physical range after null replacement, asserted by a check
+    upper: float
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("log_impressions", "log1p(impressions); 0 on a day the keyword is absent", 0.0, 25.0),
+    Feature("log_clicks", "log1p(clicks)", 0.0, 25.0),
+    Feature("log_cost", "log1p(cost in account currency)", 0.0, 25.0),
+    Feature("log_conversions", "log1p(conversions)", 0.0, 25.0),
+    Feature("log_conversion_value", "log1p(conversion value, imputed when missing)", 0.0, 25.0),
+    Feature("ctr", "clicks / impressions; 0 without impressions", 0.0, 1.0),
+    Feature("log_value_per_click", "log1p(conversion value / clicks); 0 without clicks", 0.0, 25.0),
+    Feature("quality_score", "quality score / 10; keyword's window mean, else 0.5, when missing", 0.0, 1.0),
+    Feature("search_impression_share", "share of eligible impressions; 0.05 ('< 10%') when missing", 0.0, 1.0),
+    Feature("row_missing", "1 when the report has no row for the keyword that day", 0.0, 1.0),
+    Feature("conversion_value_missing", "1 when conversion value was null and imputed", 0.0, 1.0),
+    Feature("weekday_sin", "sin(2π·weekday/7) of the day", -1.0, 1.0),
+    Feature("weekday_cos", "cos(2π·weekday/7) of the day", -1.0, 1.0),
+    Feature("is_exact", "match type is exact", 0.0, 1.0),
+    Feature("is_phrase", "match type is phrase", 0.0, 1.0),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+N_FEATURES = len(FEATURES)
+FEATURE_VECTOR_LENGTH = LAGS * N_FEATURES
+
+#: Value used for a missing search impression share: Google reports "< 10%" for low shares.
+MISSING_IMPRESSION_SHARE = 0.05
+#: Neutral quality score (scaled to 0..1) when a keyword has none in its window.
+NEUTRAL_QUALITY_SCORE = 0.5
+
+#: What happens to a null in each raw column before features are built (README "Null policy").
+NULL_POLICY: dict[str, str] = {
+    "impressions": "0 (a keyword absent from the day's report had no traffic); row_missing = 1",
+    "clicks": "0; row_missing = 1 when the whole row is absent",
+    "cost_micros": "0",
+    "conversions": "0",
+    "conversion_value": "conversions × the keyword's mean value per conversion over the window "
+    "(0 if it has none); conversion_value_missing = 1",
+    "quality_score": "the keyword's mean quality score over the window, else neutral 5/10",
+    "search_impression_share": f"{MISSING_IMPRESSION_SHARE} (Google's '< 10%')",
+}
+
+#: The schema of every raw_features partition (Google Ads keyword report fields).
+RAW_SCHEMA = pa.schema(
+    [
+        ("campaign_id", pa.int64()),
+        ("campaign_name", pa.string()),
+        ("ad_group_id", pa.int64()),
+        ("ad_group_name", pa.string()),
+        ("keyword_id", pa.int64()),
+        ("keyword_text", pa.string()),
+        ("match_type", pa.string()),
+        ("impressions", pa.int64()),
+        ("clicks", pa.int64()),
+        ("cost_micros", pa.int64()),
+        ("conversions", pa.float64()),
+        ("conversion_value", pa.float64()),
+        ("quality_score", pa.int64()),
+        ("search_impression_share", pa.float64()),
+    ]
+)
+RAW_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA.names)
+
+#: Keyword attributes carried from raw to preprocessed features (and on to the bid file).
+KEYWORD_ATTRIBUTES: tuple[str, ...] = (
+    "campaign_id",
+    "campaign_name",
+    "ad_group_id",
+    "ad_group_name",
+    "keyword_text",
+    "match_type",
+)
+
+MATCH_TYPES: tuple[str, ...] = ("EXACT", "PHRASE", "BROAD")

@@ -1,0 +1,242 @@
+"""Null replacement and lagging for one shard of keywords, in numpy (runs inside Spark tasks).
+
+Given the raw report rows of the T days of the window (one Arrow table per day, any of them possibly
+empty), build one row per keyword seen in the window with its features as a day-major T×F float
+array. Imports only numpy, pyarrow and ``core.features``: Spark executors run it without the rest of the
+package (``stages.spark`` ships the core modules by value).
+"""
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from astro_assets.core.features import (
+    FEATURE_NAMES,
+    KEYWORD_ATTRIBUTES,
+    LAGS,
+    MISSING_IMPRESSION_SHARE,
+    N_FEATURES,
+    NEUTRAL_QUALITY_SCORE,
+    RAW_SCHEMA,
+)
+
+PREPROCESSED_SCHEMA = pa.schema(
+    [
+        ("keyword_id", pa.int64()),
+        ("campaign_id", pa.int64()),
+        ("campaign_name", pa.string()),
+        ("ad_group_id", pa.int64()),
+        ("ad_group_name", pa.string()),
+        ("keyword_text", pa.string()),
+        ("match_type", pa.string()),
+        ("features", pa.list_(pa.float32())),
+        ("trailing_value_per_click", pa.float64()),
+        ("clicks_in_window", pa.int64()),
+    ]
+)
+
+
+def read_keyword_shard(paths: list[str], shard: int, shards: int) -> pa.Table:
+    """The rows of keyword shard ``shard`` (of ``shards``) of one raw day, sorted by keyword id.
+
+    ``paths`` is that shard's own file when the day was written with ``shards`` shards, or every
+    file of the day when it was written with another count (then they are read whole and filtered).
+    The caller (``stages.preprocess``, through ``storage.DataLayout``) decides which.
+    """
+    if not paths:
+        return RAW_SCHEMA.empty_table()
+    if len(paths) == 1:
+        return pq.read_table(paths[0])
+    table = pa.concat_tables(pq.read_table(path) for path in paths)
+    table = table.filter(pa.array(table.column("keyword_id").to_numpy() % shards == shard))
+    return table.take(pc.sort_indices(table, [("keyword_id", "ascending")]))
+
+
+def build_shard(
+    day: dt.date,
+    day_paths: list[list[str]],
+    shard: int,
+    shards: int,
+    out_path: str,
+    lags: int = LAGS,
+    row_group_rows: int = 50_000,
+) -> int:
+    """Read shard ``shard`` of each raw day of the window (``day_paths[t]``: the files to read for day
+    ``t``), build its lagged features, write them to ``out_path`` (Parquet); returns the number of keywords."""
+    table = lagged_features(day, [read_keyword_shard(paths, shard, shards) for paths in day_paths], lags)
+    pq.write_table(table, out_path, row_group_size=row_group_rows)
+    return table.num_rows
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    ordered = np.sort(values)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
+
+
+def _column(table: pa.Table, name: str, fill: float) -> np.ndarray:
+    """A numeric column as float64 with nulls (and NaN) replaced by ``fill``."""
+    values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.where(np.isnan(values), fill, values)
+
+
+def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> pa.Table:
+    """One row per keyword seen in the window ``day-lags+1 .. day`` (``tables[t]`` is day ``t``).
+
+    Null policy (``features.NULL_POLICY``): a keyword absent on a day has zeros and
+    ``row_missing = 1``; a null conversion value becomes conversions × the keyword's value per
+    conversion over the window's known days, with ``conversion_value_missing = 1``; a null quality
+    score the keyword's window mean (else neutral); a null impression share 0.05.
+    """
+    if len(tables) != lags:
+        raise ValueError(f"expected {lags} daily tables, got {len(tables)}")
+    ids = _sorted_unique(np.concatenate([t.column("keyword_id").to_numpy() for t in tables]))
+    k = len(ids)
+    shape = (k, lags)
+    present = np.zeros(shape, dtype=bool)
+    impressions, clicks, cost, conversions = (np.zeros(shape) for _ in range(4))
+    value, quality, share = (np.full(shape, np.nan) for _ in range(3))
+    latest_row = np.full(k, -1, dtype=np.int64)  # row of the keyword's latest day in the concatenation
+    offset = 0
+    for t, table in enumerate(tables):
+        rows = np.searchsorted(ids, table.column("keyword_id").to_numpy())
+        present[rows, t] = True
+        impressions[rows, t] = _column(table, "impressions", 0.0)
+        clicks[rows, t] = _column(table, "clicks", 0.0)
+        cost[rows, t] = _column(table, "cost_micros", 0.0) / 1e6
+        conversions[rows, t] = _column(table, "conversions", 0.0)
+        value[rows, t] = table.column("conversion_value").to_numpy(zero_copy_only=False).astype(np.float64)
+        quality[rows, t] = table.column("quality_score").to_numpy(zero_copy_only=False).astype(np.float64)
+        share[rows, t] = table.column("search_impression_share").to_numpy(zero_copy_only=False).astype(np.float64)
+        latest_row[rows] = offset + np.arange(table.num_rows)
+        offset += table.num_rows
+
+    known = present & ~np.isnan(value)
+    known_value = np.where(known, value, 0.0).sum(axis=1)
+    known_conversions = np.where(known, conversions, 0.0).sum(axis=1)
+    with np.errstate(over="ignore"):
+        value_per_conversion = np.divide(known_value, known_conversions, out=np.zeros(k), where=known_conversions > 0)
+    value_per_conversion[~np.isfinite(value_per_conversion)] = 0.0  # tiny conversion counts overflow
+    value_missing = present & np.isnan(value)
+    value = np.where(np.isnan(value), conversions * value_per_conversion[:, None], value)
+    quality_known = ~np.isnan(quality)
+    quality_count = quality_known.sum(axis=1)
+    quality_mean = np.divide(
+        np.where(quality_known, quality, 0.0).sum(axis=1),
+        quality_count,
+        out=np.full(k, NEUTRAL_QUALITY_SCORE * 10),
+        where=quality_count > 0,
+    )
+    quality = np.where(quality_known, quality, quality_mean[:, None]) / 10.0
+    share = np.where(np.isnan(share), MISSING_IMPRESSION_SHARE, share)
+    ctr = np.clip(np.divide(clicks, impressions, out=np.zeros(shape), where=impressions > 0), 0.0, 1.0)
+    value_per_click = np.divide(value, clicks, out=np.zeros(shape), where=clicks > 0)
+    angle = 2 * math.pi * ((day.weekday() - (lags - 1) + np.arange(lags)) % 7) / 7
+
+    attributes = {
+        name: pa.concat_arrays([t.column(name).combine_chunks() for t in tables]).take(pa.array(latest_row))
+        if k
+        else pa.array([], type=PREPROCESSED_SCHEMA.field(name).type)
+        for name in KEYWORD_ATTRIBUTES
+    }
+    match_type = np.asarray(attributes["match_type"].to_numpy(zero_copy_only=False))
+    per_keyword = np.ones(shape)
+    columns = {
+        "log_impressions": np.log1p(np.maximum(impressions, 0)),
+        "log_clicks": np.log1p(np.maximum(clicks, 0)),
+        "log_cost": np.log1p(np.maximum(cost, 0)),
+        "log_conversions": np.log1p(np.maximum(conversions, 0)),
+        "log_conversion_value": np.log1p(np.maximum(value, 0)),
+        "ctr": ctr,
+        "log_value_per_click": np.log1p(np.maximum(value_per_click, 0)),
+        "quality_score": quality,
+        "search_impression_share": share,
+        "row_missing": (~present).astype(np.float64),
+        "conversion_value_missing": value_missing.astype(np.float64),
+        "weekday_sin": per_keyword * np.sin(angle),
+        "weekday_cos": per_keyword * np.cos(angle),
+        "is_exact": per_keyword * (match_type == "EXACT")[:, None],
+        "is_phrase": per_keyword * (match_type == "PHRASE")[:, None],
+    }
+    if tuple(columns) != FEATURE_NAMES:
+        raise RuntimeError(f"feature columns {tuple(columns)} out of step with features.FEATURES {FEATURE_NAMES}")
+    features = np.empty((k, lags, N_FEATURES), dtype=np.float32)  # day-major: [keyword, day, feature]
+    for i, column in enumerate(columns.values()):
+        features[:, :, i] = column
+    with_clicks = clicks > 0
+    days_with_clicks = with_clicks.sum(axis=1)
+    trailing = np.divide(
+        np.where(with_clicks, value_per_click, 0.0).sum(axis=1),
+        days_with_clicks,
+        out=np.zeros(k),
+        where=days_with_clicks > 0,
+    )
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, type=pa.int64()),
+            *attributes.values(),
+            pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (k + 1) * lags * N_FEATURES, lags * N_FEATURES, dtype=np.int32)),
+                pa.array(features.reshape(-1)),
+            ),
+            pa.array(trailing),
+            pa.array(clicks.sum(axis=1).astype(np.int64)),
+        ],
+        schema=PREPROCESSED_SCHEMA,
+    )
+
+
+AUDIT_SCHEMA = pa.schema(
+    [
+        *[PREPROCESSED_SCHEMA.field(name) for name in ("keyword_id", *KEYWORD_ATTRIBUTES)],
+        ("features_present", pa.bool_()),
+        ("feature_values", pa.int64()),
+        ("missing_feature_values", pa.int64()),
+        ("out_of_range_feature_values", pa.int64()),
+        PREPROCESSED_SCHEMA.field("trailing_value_per_click"),
+        PREPROCESSED_SCHEMA.field("clicks_in_window"),
+    ]
+)
+
+
+#: The audit without the keyword attributes (strings), for checks that do not need them.
+NUMERIC_AUDIT_SCHEMA = pa.schema([f for f in AUDIT_SCHEMA if f.name not in KEYWORD_ATTRIBUTES])
+
+
+def audit_features(batch: pa.RecordBatch, lower: np.ndarray, upper: np.ndarray) -> pa.RecordBatch:
+    """Per-row counts over the feature arrays of a preprocessed batch: whether the array is there,
+    its length, its null/NaN values and its values outside [lower, upper] of their feature; the
+    batch's keyword attributes are passed through when it has them."""
+    arrays = batch.column(batch.schema.get_field_index("features"))
+    lengths = pc.fill_null(pc.list_value_length(arrays), 0).to_numpy().astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    values = pc.list_flatten(arrays).to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    position = np.arange(len(values)) - np.repeat(starts, lengths)
+    feature = position % len(lower)
+    missing = np.isnan(values)
+    outside = ~missing & ((values < lower[feature]) | (values > upper[feature]))
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    schema = AUDIT_SCHEMA if KEYWORD_ATTRIBUTES[0] in batch.schema.names else NUMERIC_AUDIT_SCHEMA
+    columns = {
+        name: batch.column(batch.schema.get_field_index(name)) for name in schema.names if name in batch.schema.names
+    }
+    columns |= {
+        "features_present": pc.is_valid(arrays),
+        "feature_values": pa.array(lengths),
+        "missing_feature_values": pa.array(np.bincount(row[missing], minlength=len(lengths)).astype(np.int64)),
+        "out_of_range_feature_values": pa.array(np.bincount(row[outside], minlength=len(lengths)).astype(np.int64)),
+    }
+    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def audit_file(path: str, lower: np.ndarray, upper: np.ndarray, with_attributes: bool = True, batch_rows: int = 50_000):
+    """``audit_features`` over one Parquet file of preprocessed features, batch by batch."""
+    schema = AUDIT_SCHEMA if with_attributes else NUMERIC_AUDIT_SCHEMA
+    columns = [name for name in schema.names if name in PREPROCESSED_SCHEMA.names] + ["features"]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+        yield audit_features(batch, lower, upper)

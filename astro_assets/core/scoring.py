@@ -1,0 +1,96 @@
+"""What runs on the Spark executors: onnxruntime over Arrow batches.
+
+Imports only numpy, pyarrow and onnxruntime (no torch, no dagster, no astro_assets), and is shipped
+to the executors by value, so a cluster's workers need those three packages and nothing else.
+The ONNX session is created once per Python worker and reused for every batch and task.
+"""
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_SESSIONS: dict[str, ort.InferenceSession] = {}
+
+
+def onnx_session(model_bytes: bytes, digest: str, threads: int = 1) -> ort.InferenceSession:
+    """The worker's session for this model, created on first use (one intra-op thread per task:
+    Spark already runs one task per core, more threads oversubscribe them)."""
+    session = _SESSIONS.get(digest)
+    if session is None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        _SESSIONS.clear()  # one model per worker at a time
+        _SESSIONS[digest] = session
+    return session
+
+
+def model_description(session: ort.InferenceSession) -> dict[str, str]:
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def input_shape(session: ort.InferenceSession) -> tuple[int, int]:
+    """(T, F) from the model's own metadata."""
+    description = model_description(session)
+    return int(description["astro.lags"]), len(json.loads(description["astro.features"]))
+
+
+def features_matrix(values: pa.Array | pa.ChunkedArray, lags: int, n_features: int) -> np.ndarray:
+    """A list<float> column of T×F values per row as a [rows, T, F] float32 array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        raise ValueError(f"features column has {values.null_count} null arrays")
+    flat = values.flatten().to_numpy(zero_copy_only=False)
+    if flat.size != len(values) * lags * n_features:
+        raise ValueError(
+            f"features column holds {flat.size} values for {len(values)} rows; the model expects "
+            f"{lags}×{n_features} per row"
+        )
+    return flat.astype(np.float32, copy=False).reshape(len(values), lags, n_features)
+
+
+def score_batches(
+    batches: Iterator[pa.RecordBatch], model_bytes: bytes, digest: str, threads: int = 1
+) -> Iterator[pa.RecordBatch]:
+    """Score each Arrow batch as one array: keyword_id in, (keyword_id, predicted value per click) out."""
+    session = onnx_session(model_bytes, digest, threads)
+    lags, n_features = input_shape(session)
+    input_name = session.get_inputs()[0].name
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        features = batch.column(batch.schema.get_field_index("features"))
+        prediction = session.run(None, {input_name: features_matrix(features, lags, n_features)})[0]
+        yield pa.RecordBatch.from_arrays(
+            [batch.column(batch.schema.get_field_index("keyword_id")), pa.array(prediction.astype(np.float32))],
+            names=["keyword_id", "predicted_value_per_click"],
+        )
+
+
+PREDICTION_SCHEMA = pa.schema(
+    [("keyword_id", pa.int64()), ("predicted_value_per_click", pa.float32()), ("model_version", pa.string())]
+)
+
+
+def score_file(
+    features_path: str, out_path: str, model_bytes: bytes, digest: str, version: str, batch_rows: int = 10_000
+) -> int:
+    """Score one Parquet file of preprocessed features batch by batch (bounded memory) into
+    ``out_path``: keyword id, predicted value per click, model version. Returns the rows written."""
+    source = pq.ParquetFile(features_path)
+    rows = 0
+    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA) as writer:
+        batches = source.iter_batches(batch_size=batch_rows, columns=["keyword_id", "features"])
+        for scored in score_batches(batches, model_bytes, digest):
+            version_column = pa.array([version] * scored.num_rows, type=pa.string())
+            writer.write_batch(pa.RecordBatch.from_arrays([*scored.columns, version_column], schema=PREDICTION_SCHEMA))
+            rows += scored.num_rows
+    return rows

@@ -1,0 +1,50 @@
+"""Jobs and schedules: the daily bid cycle each morning, training once a week."""
+
+import dagster as dg
+
+from astro_assets.storage import DAILY_ASSETS, ONNX_MODEL, TRAINED_MODEL
+
+TRAINING_ASSETS = (TRAINED_MODEL, ONNX_MODEL)
+#: Runs carrying this tag are limited by the instance's run queue (dagster_home/dagster.yaml).
+SPARK_TAG = {"astro/spark": "true"}
+DAILY_BID_JOB = "daily_bid_job"
+DAILY_CHECKS_JOB = "daily_checks_job"
+TRAINING_JOB = "training_job"
+
+
+def build_jobs(
+    partitions_def: dg.PartitionsDefinition, checks: list[dg.AssetChecksDefinition]
+) -> tuple[list, list[dg.ScheduleDefinition]]:
+    daily_bid_job = dg.define_asset_job(
+        DAILY_BID_JOB,
+        selection=dg.AssetSelection.assets(*DAILY_ASSETS),
+        partitions_def=partitions_def,
+        tags=SPARK_TAG,
+        executor_def=dg.in_process_executor,
+        description="One day: raw report -> lagged features -> predictions -> bid file, with every check.",
+    )
+    daily_checks_job = dg.define_asset_job(
+        DAILY_CHECKS_JOB,
+        selection=dg.AssetSelection.checks(*checks),
+        partitions_def=partitions_def,
+        tags=SPARK_TAG,
+        executor_def=dg.in_process_executor,
+        description="Every separately defined check on a stored day, nothing materialised (CI, re-checks).",
+    )
+    training_job = dg.define_asset_job(
+        TRAINING_JOB,
+        selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+        tags=SPARK_TAG,
+        executor_def=dg.in_process_executor,
+        description="Retrain the GRU on the latest window and publish it as ONNX.",
+    )
+    #: Each morning at 06:00 UTC, fill yesterday's partition (the newest complete day).
+    daily_bid_schedule = dg.build_schedule_from_partitioned_job(daily_bid_job, hour_of_day=6, minute_of_hour=0)
+    #: Mondays at 04:00 UTC, before the daily run.
+    training_schedule = dg.ScheduleDefinition(
+        name="weekly_training_schedule",
+        job=training_job,
+        cron_schedule="0 4 * * 1",
+        execution_timezone="UTC",
+    )
+    return [daily_bid_job, daily_checks_job, training_job], [daily_bid_schedule, training_schedule]

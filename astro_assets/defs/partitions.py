@@ -1,0 +1,20 @@
+"""The daily partitioning shared by every daily asset, check and job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from astro_assets.core.calendar import ONE_DAY, day_range
+
+
+def daily_partitions(start_date: str) -> dg.DailyPartitionsDefinition:
+    """One partition per day from ``start_date`` (``ASTRO_START_DATE``) to yesterday: a day becomes a
+    partition once it is over."""
+    return dg.DailyPartitionsDefinition(start_date=start_date, timezone="UTC")
+
+
+def days_in(window: dg.TimeWindow) -> list[dt.date]:
+    """The days of a partition time window (one day for a single partition, more for a range)."""
+    return day_range(window.start.date(), window.end.date() - ONE_DAY)

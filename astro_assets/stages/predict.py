@@ -1,0 +1,54 @@
+"""``daily_predictions``: every keyword of the day scored by the ONNX model inside Spark.
+
+The model's bytes are broadcast (no shared filesystem needed for the model); each executor's Python
+worker builds one onnxruntime session (one thread) and scores whole Arrow batches, one Spark task
+per keyword shard (``stages.spark``). Nothing on this path imports torch (an import contract says so).
+"""
+
+import datetime as dt
+import hashlib
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from astro_assets.core import scoring
+from astro_assets.stages.spark import run_shard_tasks
+from astro_assets.storage import DAILY_PREDICTIONS, PREPROCESSED_FEATURES, DataLayout, publish_partition
+from astro_assets.storage.layout import part_file_name
+
+
+def write_predictions(
+    spark: SparkSession, layout: DataLayout, day: dt.date, model_bytes: bytes, version: str, batch_rows: int
+) -> int:
+    """Publish the predictions of ``day``: one Spark task per file of preprocessed features (one per
+    keyword shard) scores it Arrow batch by Arrow batch; the model's bytes travel as a broadcast.
+    Returns the rows written."""
+    source = layout.require_published(PREPROCESSED_FEATURES, day)
+    files = [str(path) for path in layout.part_files(source)]
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    model = spark.sparkContext.broadcast(model_bytes)
+    with publish_partition(layout.partition_dir(DAILY_PREDICTIONS, day)) as staging:
+        out = str(staging)
+
+        def score(index: int) -> int:
+            return scoring.score_file(
+                files[index], f"{out}/{part_file_name(index)}", model.value, digest, version, batch_rows
+            )
+
+        rows = sum(run_shard_tasks(spark, range(len(files)), score).values())
+    model.unpersist()
+    return rows
+
+
+def prediction_summary(spark: SparkSession, layout: DataLayout, day: dt.date) -> tuple[list[float], float]:
+    """The 10th, 50th and 90th percentiles and the mean of the day's predicted values per click."""
+    folder = layout.require_published(DAILY_PREDICTIONS, day)
+    stats = (
+        spark.read.parquet(str(folder))
+        .select(
+            F.percentile_approx("predicted_value_per_click", [0.1, 0.5, 0.9]).alias("q"),
+            F.avg("predicted_value_per_click"),
+        )
+        .first()
+    )
+    return [round(float(v), 4) for v in stats[0]], round(float(stats[1]), 4)
