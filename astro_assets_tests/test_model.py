@@ -19,7 +19,7 @@ from astro_assets.core.features import FEATURE_NAMES, LAGS, N_FEATURES
 from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt
 from astro_assets.model.checkpoint import load_trained_model, model_version, save_trained_model
 from astro_assets.model.datasets import TrainingSet
-from astro_assets.model.evaluation import comparison_table, evaluate, promotion
+from astro_assets.model.evaluation import comparison_table, evaluate
 from astro_assets.model.export import PARITY_TOLERANCE, export_onnx, parity
 from astro_assets.model.network import TrainingParams, fit_scaler, predict, train
 from astro_assets.model.registry import ModelMismatchError, publish_onnx, read_model
@@ -107,18 +107,20 @@ def test_executor_scoring_matches_torch(exported):
     rows = 300
     batch = pa.RecordBatch.from_arrays(
         [
+            pa.array(np.full(rows, 7, dtype=np.int64)),
             pa.array(np.arange(rows, dtype=np.int64)),
             pa.ListArray.from_arrays(
                 pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES, dtype=np.int32)),
                 pa.array(data.features[:rows].reshape(-1)),
             ),
         ],
-        names=["keyword_id", "features"],
+        names=["ad_group_id", "keyword_id", "features"],
     )
     digest = hashlib.sha256(onnx_bytes).hexdigest()
     out = list(scoring.score_batches(iter([batch]), onnx_bytes, digest))
-    scored = out[0].column(1).to_numpy()
-    assert out[0].column(0).to_pylist() == list(range(rows))
+    scored = out[0].column("predicted_value_per_click").to_numpy()
+    assert out[0].column("keyword_id").to_pylist() == list(range(rows))
+    assert out[0].column("ad_group_id").to_pylist() == [7] * rows
     assert np.max(np.abs(scored - predict(model, data.features[:rows]))) <= PARITY_TOLERANCE
     assert scoring.onnx_session(onnx_bytes, digest) is scoring.onnx_session(onnx_bytes, digest)  # once per worker
 
@@ -153,25 +155,6 @@ def test_a_model_for_other_features_is_refused(tmp_path, exported):
     with pytest.raises(ModelMismatchError, match=mismatch):
         read_model(layout)
     assert not layout.asset_dir("daily_predictions").exists()
-
-
-@pytest.mark.parametrize(
-    "model, trailing, margin, promoted",
-    [
-        (0.50, 1.00, 0.05, True),
-        (0.95, 1.00, 0.05, True),
-        (0.96, 1.00, 0.05, False),
-        (1.20, 1.00, 0.05, False),
-        (0.50, 1.00, 0.6, False),
-        (float("nan"), 1.00, 0.05, False),
-    ],
-)
-def test_promotion_needs_the_stated_margin_over_the_trailing_mean(model, trailing, margin, promoted):
-    decision, reason = promotion(
-        {"model_click_weighted_mse": model, "trailing_mean_click_weighted_mse": trailing}, margin
-    )
-    assert decision is promoted
-    assert f"{trailing:.4f}" in reason and str(margin) in reason
 
 
 def test_gbdt_baseline_learns_and_is_reproducible():

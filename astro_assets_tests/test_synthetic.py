@@ -77,18 +77,23 @@ def test_keywords_are_launched_and_paused_and_missing_values_are_null():
 
 def test_the_account_reports_what_the_truth_implies():
     """Over many keyword-days, conversion value per click averages the true expected value per
-    click, and cost per click the market CPC."""
+    click (outages aside), and cost per click the average clearing price below the account's bid."""
     clicks = value = cost = expected = market = 0.0
     for offset in range(3):
         day = MONDAY + dt.timedelta(days=offset)
         table = report(day)
-        index = synthetic.keyword_index(table.column("keyword_id").to_numpy())
+        index = synthetic.population_index(
+            SEED, KEYWORDS, table.column("ad_group_id").to_numpy(), table.column("keyword_id").to_numpy()
+        )
         c = table.column("clicks").to_numpy().astype(float)
         known = ~np.isnan(table.column("conversion_value").to_numpy(zero_copy_only=False).astype(float))
         clicks += c[known].sum()
         value += np.nansum(table.column("conversion_value").to_numpy(zero_copy_only=False).astype(float))
         expected += (c * synthetic.expected_value_per_click(SEED, KEYWORDS, day)[index])[known].sum()
         cost += table.column("cost_micros").to_numpy().sum() / 1e6
-        market += (c * synthetic.market_cpc(SEED, KEYWORDS, day)[index]).sum()
-    assert abs(value / expected - 1) < 0.05
-    assert abs(cost / market - 1) < 0.02
+        bid = synthetic.account_bid(SEED, KEYWORDS, day)
+        price = synthetic.market_cpc(SEED, KEYWORDS, day)
+        average_cpc = synthetic.expected_spend(bid, price) / synthetic.won_share(bid, price)
+        market += (c * average_cpc[index]).sum()
+    assert abs(value / expected - 1) < 0.08  # a tracking outage loses a campaign's day now and then
+    assert abs(cost / market - 1) < 0.03

@@ -188,18 +188,24 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
 
     (run,) = [r for r in instance.get_runs() if r.tags.get("dagster/partition") == DAY.isoformat()]
     assert run.status == dg.DagsterRunStatus.SUCCESS
-    bid_file = data / "bid_file" / f"{DAY}.csv"
-    assert bid_file.read_text().startswith("Campaign,Ad group,Keyword,Criterion Type,Max CPC")
+    bid_file = data / "bid_file" / f"date={DAY}"
+    editor = sorted(bid_file.glob("bids-*.csv"))  # UTF-16 LE with a byte-order mark, tab-separated
+    assert editor and editor[0].read_bytes()[2:].decode("utf-16-le").startswith("Campaign ID\tCampaign\t")
 
     _open(page, f"{base}/assets/bid_file?partition={DAY}")
-    metadata = page.locator("table", has_text="left_out_below_floor")
+    metadata = page.locator("table", has_text="paused_below_floor")
     expect(metadata.get_by_text(str(bid_file))).to_be_visible()
     expect(metadata.get_by_role("row", name="bids")).to_be_visible()
+    expect(metadata.get_by_role("row").filter(has_text="model_version")).to_be_visible()  # carried from predictions
     page.screenshot(path=ARTIFACTS / "bid-file.png", full_page=True)
     _see_plot(page, metadata, "bid_distribution")
     page.get_by_role("tab", name="Checks").click()
-    expect(page.get_by_text("Checks (2)")).to_be_visible()
-    for check in ("bid_file_max_cpc_within_floor_and_ceiling", "bid_file_never_bids_above_break_even"):
+    expect(page.get_by_text("Checks (4)")).to_be_visible()  # the three below and freshness_check (its sensor is off)
+    for check in (
+        "bid_file_max_cpc_within_floor_and_ceiling",
+        "bid_file_never_bids_above_break_even",
+        "bid_file_sets_every_keyword_once",
+    ):
         # The list on the left (the innermost item holding the name and its status); details on the right.
         page.locator("div", has=page.get_by_text(check, exact=True)).filter(has_text="Succeeded").last.click()
         expect(page.get_by_text("blocking", exact=True)).to_be_visible()
@@ -251,7 +257,7 @@ def test_a_backfill_from_the_ui_materialises_each_day_once(dagster_dev, page):
     for asset in DAILY_ASSETS:
         done = [p for p in _materialized_partitions(instance, asset) if p in keys]
         assert sorted(done) == keys, (asset, done)
-    assert all((data / "bid_file" / f"{key}.csv").exists() for key in keys)
+    assert all((data / "bid_file" / f"date={key}" / "manifest.json").exists() for key in keys)
 
 
 def test_the_daemon_picks_up_the_daily_schedule_when_it_is_turned_on(dagster_dev, page):
@@ -310,3 +316,117 @@ def test_two_daily_runs_at_once_both_succeed_one_after_the_other(dagster_dev):
     assert [r.dagster_run.status.value for r in records] == ["SUCCESS", "SUCCESS"]
     assert records[1].start_time >= records[0].end_time  # the second waited in the queue
     assert {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in folders} == before
+
+
+# -- operating: the reports sensor launches runs, the freshness of bid_file -------------------------
+
+API_REPORT = Path(__file__).parent / "data" / "google_ads_api_keyword_view.csv"
+REPORT_DAYS = [YESTERDAY - dt.timedelta(days=1), YESTERDAY]
+
+
+@pytest.fixture
+def reports_dev(tmp_path):
+    """`dagster dev` with ASTRO_REPORTS_DIR set (raw_features reads the folder), on an empty data folder."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ASTRO_DATA_DIR": str(data),
+        "ASTRO_REPORTS_DIR": str(reports),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    port = free_port()
+    log = tmp_path / "dagster-dev-reports.log"
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: urllib.request.urlopen(f"{base}/server_info", timeout=2).status == 200, 180, "dagster dev")
+        instance = dg.DagsterInstance.from_config(str(home))
+        yield base, instance, reports, data
+        instance.dispose()
+    finally:
+        stop_process_groups([server])
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "dagster-dev-reports.log")
+
+
+def _turn_on(page, base: str, name: str) -> None:
+    """Automation -> the sensor's page -> its Running switch."""
+    from playwright.sync_api import expect
+
+    _open(page, f"{base}/automation")
+    page.get_by_role("link", name=name, exact=True).click()
+    running = page.locator("tr", has_text="Running")
+    expect(running.locator("input[type=checkbox]")).not_to_be_checked()
+    running.locator("label").first.click()
+    expect(running.locator("input[type=checkbox]")).to_be_checked()
+
+
+def _sensor_runs(instance: dg.DagsterInstance, sensor: str) -> list[dg.DagsterRun]:
+    return [r for r in instance.get_runs() if r.tags.get("dagster/sensor_name") == sensor]
+
+
+def test_a_report_dropped_in_the_folder_launches_its_days_and_bid_file_shows_its_freshness(reports_dev, page):
+    from playwright.sync_api import expect
+
+    base, instance, reports, data = reports_dev
+    text = API_REPORT.read_text(encoding="utf-8")
+    days = [d.isoformat() for d in REPORT_DAYS]
+    (reports / "keyword_view.csv").write_text(
+        text.replace("2026-11-22,", f"{days[0]},").replace("2026-11-23,", f"{days[1]},"), encoding="utf-8"
+    )
+    _turn_on(page, base, "google_ads_reports_sensor")
+
+    def launched_and_done() -> bool:
+        runs = _sensor_runs(instance, "google_ads_reports_sensor")
+        return len(runs) == len(days) and all(r.is_finished for r in runs)
+
+    wait_until(launched_and_done, 300, "the two raw_features runs the sensor launches")
+    runs = sorted(_sensor_runs(instance, "google_ads_reports_sensor"), key=lambda r: r.tags["dagster/partition"])
+    assert [r.tags["dagster/partition"] for r in runs] == days
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
+    assert all(r.tags["astro/report_file"] == "keyword_view.csv" for r in runs)
+    assert all((data / "raw_features" / f"date={d}").is_dir() for d in days)
+    page.screenshot(path=ARTIFACTS / "reports-sensor.png", full_page=True)
+
+    _open(page, f"{base}/runs/{runs[-1].run_id}")
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"partition: {days[-1]}")).to_be_visible()
+    expect(page.get_by_text("google_ads_reports_sensor").first).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "reports-sensor-run.png", full_page=True)
+
+    # Freshness: the sensor runs the freshness checks; no bid file exists, so bid_file is overdue.
+    _turn_on(page, base, "freshness_checks_sensor")
+
+    def checked() -> bool:
+        runs = _sensor_runs(instance, "freshness_checks_sensor")
+        return bool(runs) and all(r.is_finished for r in runs)
+
+    wait_until(checked, 300, "the freshness checks' run")
+    _open(page, f"{base}/assets/bid_file")
+    page.get_by_role("tab", name="Checks").click()
+    page.locator("div", has=page.get_by_text("freshness_check", exact=True)).filter(has_text="Failed").last.click()
+    expect(page.get_by_text("The asset has never been observed/materialized").first).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "bid-file-freshness.png", full_page=True)

@@ -107,7 +107,7 @@ def small_model(seed: int = 7) -> bytes:
     Spark): the benchmark measures throughput, which does not depend on how well the model learnt."""
     from astro_assets.core import lagging
     from astro_assets.core.features import LAGS
-    from astro_assets.model.datasets import TrainingSet, features_array
+    from astro_assets.model.datasets import labelled_set
     from astro_assets.model.export import export_onnx
     from astro_assets.model.network import TrainingParams, train
     from astro_assets.sources import synthetic
@@ -116,18 +116,7 @@ def small_model(seed: int = 7) -> bytes:
     days = [day - dt.timedelta(days=LAGS - 1 - i) for i in range(LAGS + 1)]
     tables = [synthetic.keyword_report(seed, keywords, d) for d in days]
     lagged = lagging.lagged_features(days[LAGS - 1], tables[:LAGS])
-    target = tables[LAGS].to_pandas().set_index("keyword_id")
-    target = target[(target.clicks > 0) & target.conversion_value.notna()]
-    ids = lagged.column("keyword_id").to_numpy()
-    keep = np.isin(ids, target.index.to_numpy())
-    features = features_array(lagged)[keep]
-    chosen = target.loc[ids[keep]]
-    data = TrainingSet(
-        features,
-        (chosen.conversion_value / chosen.clicks).to_numpy(np.float32),
-        chosen.clicks.to_numpy(np.float32),
-        lagged.column("trailing_value_per_click").to_numpy()[keep].astype(np.float32),
-    )
+    data = labelled_set(lagged, tables[LAGS])  # joined on the keyword (ad group id, keyword id)
     model, _ = train(data, TrainingParams(epochs=2, hidden_size=32), log=lambda _: None)
     return export_onnx(model, "20260301-benchmark", {"end_date": "2026-03-01"})
 
@@ -214,7 +203,7 @@ def predict_batch_udf_rate(spark, features_path: str, model_bytes: bytes, out: s
 
 def naive_rate(spark, features_path: str, model_bytes: bytes, rows: int) -> float:
     """The talk's naive way: load the model for every row (a sample of ``rows`` rows)."""
-    from astro_assets.features import LAGS, N_FEATURES
+    from astro_assets.core.features import LAGS, N_FEATURES
 
     model = spark.sparkContext.broadcast(model_bytes)
 
@@ -281,8 +270,18 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, l
     total = time.perf_counter() - started
     steps = step_seconds(instance, result.run_id)
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-    stages = {STAGE_NAMES[a]: round(steps.get(a, 0.0), 2) for a in CYCLE_STAGES}
-    checks = round(sum(v for k, v in steps.items() if k not in CYCLE_STAGES), 2)
+    # Write-audit-publish: an asset's step includes its checks on the staged data (metadata
+    # check_seconds); checks defined apart from their asset run as steps of their own.
+    inline = {
+        a: float(m.metadata["check_seconds"].value)
+        for a in CYCLE_STAGES
+        for m in result.asset_materializations_for_node(a)[:1]
+        if "check_seconds" in m.metadata
+    }
+    stages = {STAGE_NAMES[a]: round(steps.get(a, 0.0) - inline.get(a, 0.0), 2) for a in CYCLE_STAGES}
+    separate = {k: v for k, v in steps.items() if k not in CYCLE_STAGES}
+    check_seconds = {**{f"{a} (staged)": v for a, v in inline.items()}, **separate}
+    checks = round(sum(check_seconds.values()), 2)
     log(f"bench: cycle of {keywords:,} keywords in {total:.0f} s: {stages}, checks {checks} s")
     predictions = result.asset_materializations_for_node("daily_predictions")[0].metadata
     return {
@@ -290,7 +289,7 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, l
         "cycle_seconds": round(total, 2),
         "stages": stages,
         "checks_seconds": checks,
-        "check_seconds": {k: round(v, 2) for k, v in steps.items() if k not in CYCLE_STAGES},
+        "check_seconds": {k: round(v, 2) for k, v in check_seconds.items()},
         "failed_checks": failed,
         "predict_rows_per_s": float(predictions["rows_per_second"].value),
         "rows": int(predictions["rows"].value),

@@ -4,7 +4,7 @@ materialised sample day.
 Materialises a small sample (``ASTRO_CI_KEYWORDS``, default 5,000 keywords) end to end in a
 temporary data folder and Dagster instance, prints each check's outcome, and exits 1 when a check of
 ERROR severity (the blocking ones) failed, 0 otherwise. ``--data-dir DIR`` runs the checks alone
-(every separately defined check, nothing materialised) on the partition of ``--date`` (default:
+(every check's suite, nothing materialised) on the partition of ``--date`` (default:
 yesterday) already stored in DIR, and exits 1 as well when a check could not run (e.g. the partition
 is missing).
 """
@@ -15,12 +15,12 @@ import datetime as dt
 import os
 import sys
 import tempfile
+from typing import NamedTuple
 
 import dagster as dg
 
 from astro_assets.cli.environment import require_java
 from astro_assets.core.calendar import ONE_DAY
-from astro_assets.defs.jobs import DAILY_CHECKS_JOB
 from astro_assets.settings import Settings, load_settings
 
 #: Keywords of the sample day (``ASTRO_CI_KEYWORDS``): enough clicks on the held-out day for the
@@ -28,48 +28,65 @@ from astro_assets.settings import Settings, load_settings
 CI_KEYWORDS = 5_000
 
 
-def check_fresh_sample(day: dt.date, settings: Settings) -> list[dg.AssetCheckEvaluation]:
+class Outcome(NamedTuple):
+    asset: str
+    check: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+
+
+def check_fresh_sample(day: dt.date, settings: Settings) -> list[Outcome]:
     """Materialise ``day`` for the account of ``settings`` (history and model included) with every
-    check; returns the evaluations."""
+    check; returns the outcomes."""
     from astro_assets.cli.run import materialize_day
 
     require_java()
     with dg.instance_for_test() as instance:
-        return materialize_day(day, settings, instance, log=lambda m: print(m, flush=True))
+        evaluations = materialize_day(day, settings, instance, log=lambda m: print(m, flush=True))
+    return [Outcome(e.asset_key.to_user_string(), e.check_name, e.passed, e.severity) for e in evaluations]
 
 
-def check_stored_day(day: dt.date, settings: Settings) -> tuple[list[dg.AssetCheckEvaluation], list[str]]:
-    """Every separately defined check on ``day`` as stored under ``settings.data_dir``; returns the
-    evaluations and the checks that could not run (with their error)."""
-    from astro_assets.defs import build_definitions
+def check_stored_day(day: dt.date, settings: Settings) -> tuple[list[Outcome], list[str]]:
+    """Every check's suite on ``day`` as published under ``settings.data_dir`` (nothing is
+    materialised: the suites read the stored partitions in a Spark session of their own); returns the
+    outcomes and the checks that could not run (with their error)."""
+    from pyspark.sql import SparkSession
+
+    from astro_assets.core.bid_rule import BidRule
+    from astro_assets.defs.checks import CHECK_SPECS
+    from astro_assets.defs.resources import spark_config
+    from astro_assets.stages.validation import CheckInputs, run_suite
+    from astro_assets.storage import DataLayout
 
     require_java()
-    defs = build_definitions(settings)
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def(DAILY_CHECKS_JOB).execute_in_process(
-            tags={"dagster/partition": day.isoformat()}, instance=instance, raise_on_error=False
-        )
-        errors = [
-            f"{e.step_key}: {e.event_specific_data.error.message.strip()}"
-            for e in result.all_events
-            if e.is_step_failure
-        ]
-        return result.get_asset_check_evaluations(), errors
+    builder = SparkSession.builder
+    for key, value in spark_config(settings).items():
+        builder = builder.config(key, value)
+    inputs = CheckInputs(builder.getOrCreate(), DataLayout(settings.data_dir), day, BidRule())
+    outcomes, errors = [], []
+    for spec in CHECK_SPECS:
+        try:
+            validation, _ = run_suite(spec.name, spec.suite, inputs)
+        except Exception as error:  # a check that cannot run is reported, never a pass
+            errors.append(f"{spec.name}: {str(error).strip().splitlines()[0]}")
+            continue
+        outcomes.append(Outcome(spec.asset, spec.name, validation.success, spec.severity))
+    return outcomes, errors
 
 
-def report(evaluations: list[dg.AssetCheckEvaluation], errors: list[str] = ()) -> int:
+def report(outcomes: list[Outcome], errors: list[str] = ()) -> int:
     blocking_failures = 0
-    for e in sorted(evaluations, key=lambda e: (e.asset_key.to_user_string(), e.check_name)):
-        status = "passed" if e.passed else f"FAILED ({e.severity.value})"
-        print(f"  {e.asset_key.to_user_string():<24} {e.check_name:<50} {status}")
-        blocking_failures += (not e.passed) and e.severity == dg.AssetCheckSeverity.ERROR
+    for o in sorted(outcomes):
+        status = "passed" if o.passed else f"FAILED ({o.severity.value})"
+        print(f"  {o.asset:<24} {o.check:<50} {status}")
+        blocking_failures += (not o.passed) and o.severity == dg.AssetCheckSeverity.ERROR
     for error in errors:
         print(f"  could not run {error}")
     print(
-        f"astro checks: {len(evaluations)} run, {blocking_failures} blocking failures"
+        f"astro checks: {len(outcomes)} run, {blocking_failures} blocking failures"
         + (f", {len(errors)} could not run" if errors else "")
     )
-    return 1 if blocking_failures or errors or not evaluations else 0
+    return 1 if blocking_failures or errors or not outcomes else 0
 
 
 def main(argv: list[str] | None = None) -> int:

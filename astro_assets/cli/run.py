@@ -16,6 +16,7 @@ import dagster as dg
 from astro_assets.cli.environment import require_java
 from astro_assets.core.calendar import ONE_DAY, day_range
 from astro_assets.core.features import LAGS
+from astro_assets.defs.freshness import FRESHNESS_CHECKS
 from astro_assets.defs.jobs import SPARK_TAG
 from astro_assets.model.datasets import TrainingWindow
 from astro_assets.model.training import TrainingPlan
@@ -50,7 +51,8 @@ def materialize_day(
         run_config = {**(config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = dg.materialize(
             everything,
-            selection=selection,
+            # Freshness checks are the freshness sensor's to evaluate (at their deadline), not a run's.
+            selection=selection - FRESHNESS_CHECKS,
             partition_key=partition,
             instance=instance,
             resources=defs.resources,
@@ -100,15 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     require_java()
     day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - ONE_DAY
     started = time.perf_counter()
-    evaluations = materialize_day(day, settings, instance_from_env(), args.retrain, log=lambda m: print(m, flush=True))
+    # Each step with the run's elapsed time: at 10M keywords the history alone takes minutes.
+    evaluations = materialize_day(
+        day,
+        settings,
+        instance_from_env(),
+        args.retrain,
+        log=lambda m: print(f"{m} [{time.perf_counter() - started:.0f} s]", flush=True),
+    )
     failed = [e.check_name for e in evaluations if not e.passed]
     print(
         f"astro: {len(evaluations) - len(failed)}/{len(evaluations)} checks passed"
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
-    print(
-        f"astro: done in {time.perf_counter() - started:.0f} s; bid file: {DataLayout(settings.data_dir).bid_file(day)}"
-    )
+    bids = DataLayout(settings.data_dir).partition_dir(BID_FILE, day)
+    print(f"astro: done in {time.perf_counter() - started:.0f} s; Google Ads Editor files: {bids} (see manifest.json)")
     return 0
 
 

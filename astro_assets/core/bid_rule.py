@@ -157,14 +157,103 @@ def format_money(units: np.ndarray, rule: BidRule) -> pa.Array:
     return pc.binary_join_element_wise(whole, fraction, ".")
 
 
+#: A keyword's identity: the pair (ad group id, criterion id); Google's criterion id alone is shared
+#: across ad groups. Legacy tables without ``ad_group_id`` are matched on ``keyword_id`` alone.
+KEYWORD_PAIR = ("ad_group_id", "keyword_id")
+
+
+def _pair_keys(*tables: pa.Table) -> list[str]:
+    """The identity columns every table has: the pair, or ``keyword_id`` alone for a legacy table."""
+    return [key for key in KEYWORD_PAIR if all(key in t.column_names for t in tables)]
+
+
+def lookup(keywords: pa.Table, other: pa.Table, column: str) -> tuple[np.ndarray, pa.ChunkedArray]:
+    """For each row of ``keywords``: whether ``other`` has its keyword (matched on the pair), and
+    ``other[column]`` there (null where it has none), in the order of ``keywords``."""
+    keys = _pair_keys(keywords, other)
+    n = keywords.num_rows
+    left = keywords.select(keys).append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
+    right = other.select([*keys, column]).append_column("_found", pa.array(np.ones(other.num_rows, dtype=bool)))
+    joined = left.join(right, keys, join_type="left outer", use_threads=False)
+    order = pc.sort_indices(joined.column("_row"))
+    joined = joined.take(order)
+    if joined.num_rows != n:
+        raise ValueError(f"{joined.num_rows - n} keywords appear more than once in the table they are looked up in")
+    found = pc.fill_null(joined.column("_found"), False).to_numpy(zero_copy_only=False)
+    return np.asarray(found, dtype=bool), joined.column(column)
+
+
 def previous_units_of(keywords: pa.Table, previous: pa.Table | None, rule: BidRule) -> np.ndarray | None:
-    """The previous day's bid (whole units, 0 = none) of each keyword, from its audit (keyword_id, max_cpc)."""
+    """The previous day's bid (whole units, 0 = none) of each keyword, matched on the pair
+    (ad_group_id, keyword_id) from the previous day's table (ad_group_id, keyword_id, max_cpc); a
+    legacy table without ad_group_id is matched on keyword_id."""
     if previous is None:
         return None
-    ids = keywords.column("keyword_id").to_numpy()
-    before = previous.column("keyword_id").to_numpy()
-    order = np.argsort(before, kind="stable")
-    position = np.clip(np.searchsorted(before[order], ids), 0, max(len(before) - 1, 0))
-    found = (before[order][position] == ids) if len(before) else np.zeros(len(ids), dtype=bool)
-    cpc = previous.column("max_cpc").to_numpy()[order][position] if len(before) else np.zeros(len(ids))
+    found, cpc = lookup(keywords, previous, "max_cpc")
+    cpc = np.nan_to_num(cpc.to_numpy(zero_copy_only=False).astype(np.float64))
     return np.where(found, np.rint(cpc / rule.currency_unit), 0).astype(np.int64)
+
+
+def units_to_micros(units: np.ndarray, rule: BidRule) -> np.ndarray:
+    """Whole currency units as micros (the Google Ads API's money: currency × 1,000,000), exactly."""
+    return np.asarray(units, dtype=np.int64) * int(round(rule.currency_unit * 1_000_000))
+
+
+# -- status: who may pause and enable a keyword ------------------------------------------------------
+
+#: Keyword statuses (the Google Ads API's names; Editor spells them Enabled / Paused).
+ENABLED = "ENABLED"
+PAUSED = "PAUSED"
+#: Statuses a person sets that Astro must never undo (a removed keyword cannot be enabled either).
+INACTIVE_STATUSES = ("PAUSED", "REMOVED")
+
+
+@dataclass(frozen=True)
+class KeywordStates:
+    """What each keyword's row says: its status, whether the row writes a bid and the status, and
+    whether the keyword stands paused by Astro (recorded, so that Astro undoes its own pauses only)."""
+
+    paused: np.ndarray  # the keyword's status after the import: PAUSED (True) or ENABLED
+    writes_bid: np.ndarray  # the row carries a Max CPC
+    writes_status: np.ndarray  # the row carries a status (else the account's status is left as it is)
+    paused_by_astro: np.ndarray  # paused by Astro and not yet undone
+    paused_by_account: np.ndarray  # paused (or removed) by a person: Astro never enables it
+    effects: dict[str, int]
+
+
+def keyword_states(
+    earns: np.ndarray, keyword_paused: np.ndarray, parent_paused: np.ndarray, paused_by_astro_before: np.ndarray
+) -> KeywordStates:
+    """The status rule, for every scored keyword:
+
+    - a keyword whose bid can earn gets its bid; if Astro paused it and its ad group and campaign
+      are active, the row enables it again (the only case where Astro writes Enabled);
+    - a keyword whose bid cannot earn (below the floor, invalid prediction) is paused: the row says
+      Paused and carries no bid; the pause is Astro's unless a person had already paused it;
+    - a keyword the report says is paused (or removed) and that Astro did not pause was paused by a
+      person: it keeps its status (it may get a bid, never Enabled); so does a keyword Astro paused
+      whose ad group or campaign a person has paused since (it stays recorded as Astro's pause and is
+      enabled once they are active again).
+
+    ``keyword_paused``/``parent_paused``: the report says the keyword / its ad group or campaign is
+    paused or removed; ``paused_by_astro_before``: the last published day records Astro's pause.
+    """
+    earns, keyword_paused, parent_paused, before = (
+        np.asarray(a, dtype=bool) for a in (earns, keyword_paused, parent_paused, paused_by_astro_before)
+    )
+    by_account = keyword_paused & ~before
+    astro_pause = ~earns & ~by_account
+    kept = earns & before & parent_paused
+    undo = earns & before & ~parent_paused
+    paused_by_astro = astro_pause | kept
+    paused = by_account | paused_by_astro
+    writes_status = ~earns | undo
+    effects = {
+        "paused_by_astro_new": int((astro_pause & ~before).sum()),
+        "paused_by_astro_still": int((astro_pause & before).sum()),
+        "enabled_again": int(undo.sum()),
+        "kept_paused_under_paused_parent": int(kept.sum()),
+        "paused_by_account": int(by_account.sum()),
+        "paused_by_account_with_bid": int((by_account & earns).sum()),
+    }
+    return KeywordStates(paused, earns.copy(), writes_status, paused_by_astro, by_account, effects)

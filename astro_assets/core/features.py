@@ -83,6 +83,11 @@ RAW_SCHEMA = pa.schema(
 )
 RAW_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA.names)
 
+#: Optional raw_features columns (strings, the Google Ads API's names ENABLED / PAUSED / REMOVED): the
+#: status the report gives the keyword, its ad group and its campaign. Not model inputs: the bid file
+#: reads them from the day's partition, when present, so that Astro never enables what a person paused.
+STATUS_COLUMNS: tuple[str, ...] = ("keyword_status", "ad_group_status", "campaign_status")
+
 #: Keyword attributes carried from raw to preprocessed features (and on to the bid file).
 KEYWORD_ATTRIBUTES: tuple[str, ...] = (
     "campaign_id",

@@ -24,6 +24,10 @@ from astro_assets.core.features import (
     RAW_SCHEMA,
 )
 
+#: A keyword's identity, as Google Ads identifies it: the criterion id of the same text and match type
+#: is shared across ad groups, so a keyword is the pair (ad group id, criterion id).
+KEYWORD_KEY = ("ad_group_id", "keyword_id")
+
 PREPROCESSED_SCHEMA = pa.schema(
     [
         ("keyword_id", pa.int64()),
@@ -40,20 +44,54 @@ PREPROCESSED_SCHEMA = pa.schema(
 )
 
 
+#: Parquet metadata key of a raw shard file written with :func:`keyword_shard` on the pair of ids
+#: (files without it were written by ``keyword_id % shards`` and are read whole and filtered).
+SHARD_KEY_METADATA = b"astro.shard_key"
+SHARD_KEY = b"ad_group_id,keyword_id"
+
+
+def keyword_shard(ad_group_ids: np.ndarray, keyword_ids: np.ndarray, shards: int) -> np.ndarray:
+    """The shard of each keyword, decided by both ids of its identity (ad group id, criterion id):
+    a 64-bit mix of the pair (splitmix64's finaliser), so the same criterion id in several ad groups
+    spreads over the shards and consecutive ids fill them evenly. Deterministic everywhere."""
+    with np.errstate(over="ignore"):
+        h = np.asarray(keyword_ids, dtype=np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= np.asarray(ad_group_ids, dtype=np.int64).view(np.uint64)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return (h % np.uint64(shards)).astype(np.int64)
+
+
+def keyword_order(table: pa.Table) -> np.ndarray:
+    """Row order of ``table`` by its keyword identity (ad_group_id, then keyword_id)."""
+    return np.lexsort((table.column("keyword_id").to_numpy(), table.column("ad_group_id").to_numpy()))
+
+
 def read_keyword_shard(paths: list[str], shard: int, shards: int) -> pa.Table:
-    """The rows of keyword shard ``shard`` (of ``shards``) of one raw day, sorted by keyword id.
+    """The rows of keyword shard ``shard`` (of ``shards``) of one raw day, sorted by (ad group id,
+    keyword id).
 
     ``paths`` is that shard's own file when the day was written with ``shards`` shards, or every
-    file of the day when it was written with another count (then they are read whole and filtered).
-    The caller (``stages.preprocess``, through ``storage.DataLayout``) decides which.
+    file of the day when it was written with another count or shard key (then they are read whole
+    and filtered). The caller (``stages.preprocess``, through ``storage.DataLayout``) decides which.
     """
     if not paths:
         return RAW_SCHEMA.empty_table()
     if len(paths) == 1:
         return pq.read_table(paths[0])
     table = pa.concat_tables(pq.read_table(path) for path in paths)
-    table = table.filter(pa.array(table.column("keyword_id").to_numpy() % shards == shard))
-    return table.take(pc.sort_indices(table, [("keyword_id", "ascending")]))
+    ad_groups, ids = table.column("ad_group_id").to_numpy(), table.column("keyword_id").to_numpy()
+    table = table.filter(pa.array(keyword_shard(ad_groups, ids, shards) == shard))
+    return table.take(pa.array(keyword_order(table)))
+
+
+def written_by_pair(path: str) -> bool:
+    """Whether a raw shard file was written with the (ad group id, keyword id) shard key."""
+    metadata = pq.read_schema(path).metadata or {}
+    return metadata.get(SHARD_KEY_METADATA) == SHARD_KEY
 
 
 def build_shard(
@@ -72,11 +110,17 @@ def build_shard(
     return table.num_rows
 
 
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    ordered = np.sort(values)
-    keep = np.ones(len(ordered), dtype=bool)
-    keep[1:] = ordered[1:] != ordered[:-1]
-    return ordered[keep]
+def _keyword_rows(tables: list[pa.Table]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct keywords (ad group id, keyword id) of ``tables``, sorted by the pair, and the
+    keyword (row of the output) of every row of the tables in their concatenation order."""
+    ad_groups = np.concatenate([t.column("ad_group_id").to_numpy() for t in tables]).astype(np.int64)
+    ids = np.concatenate([t.column("keyword_id").to_numpy() for t in tables]).astype(np.int64)
+    order = np.lexsort((ids, ad_groups))
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (ad_groups[order][1:] != ad_groups[order][:-1]) | (ids[order][1:] != ids[order][:-1])
+    keyword = np.empty(len(order), dtype=np.int64)
+    keyword[order] = np.cumsum(new) - 1
+    return ad_groups[order][new], ids[order][new], keyword
 
 
 def _column(table: pa.Table, name: str, fill: float) -> np.ndarray:
@@ -86,7 +130,9 @@ def _column(table: pa.Table, name: str, fill: float) -> np.ndarray:
 
 
 def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> pa.Table:
-    """One row per keyword seen in the window ``day-lags+1 .. day`` (``tables[t]`` is day ``t``).
+    """One row per keyword seen in the window ``day-lags+1 .. day`` (``tables[t]`` is day ``t``); a
+    keyword is an (ad group id, keyword id) pair (Google's criterion id is shared by the same text and
+    match type across ad groups), and the rows are sorted by the pair.
 
     Null policy (``features.NULL_POLICY``): a keyword absent on a day has zeros and
     ``row_missing = 1``; a null conversion value becomes conversions × the keyword's value per
@@ -95,7 +141,7 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
     """
     if len(tables) != lags:
         raise ValueError(f"expected {lags} daily tables, got {len(tables)}")
-    ids = _sorted_unique(np.concatenate([t.column("keyword_id").to_numpy() for t in tables]))
+    _, ids, keyword_of_row = _keyword_rows(tables)
     k = len(ids)
     shape = (k, lags)
     present = np.zeros(shape, dtype=bool)
@@ -104,7 +150,7 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
     latest_row = np.full(k, -1, dtype=np.int64)  # row of the keyword's latest day in the concatenation
     offset = 0
     for t, table in enumerate(tables):
-        rows = np.searchsorted(ids, table.column("keyword_id").to_numpy())
+        rows = keyword_of_row[offset : offset + table.num_rows]
         present[rows, t] = True
         impressions[rows, t] = _column(table, "impressions", 0.0)
         clicks[rows, t] = _column(table, "clicks", 0.0)
@@ -134,7 +180,9 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
     )
     quality = np.where(quality_known, quality, quality_mean[:, None]) / 10.0
     share = np.where(np.isnan(share), MISSING_IMPRESSION_SHARE, share)
-    ctr = np.clip(np.divide(clicks, impressions, out=np.zeros(shape), where=impressions > 0), 0.0, 1.0)
+    # No clamping anywhere: an input outside its physical range (negative counts, more clicks than
+    # impressions) shows as an out-of-range or NaN feature, which the blocking checks refuse to publish.
+    ctr = np.divide(clicks, impressions, out=np.zeros(shape), where=impressions > 0)
     value_per_click = np.divide(value, clicks, out=np.zeros(shape), where=clicks > 0)
     angle = 2 * math.pi * ((day.weekday() - (lags - 1) + np.arange(lags)) % 7) / 7
 
@@ -147,13 +195,13 @@ def lagged_features(day: dt.date, tables: list[pa.Table], lags: int = LAGS) -> p
     match_type = np.asarray(attributes["match_type"].to_numpy(zero_copy_only=False))
     per_keyword = np.ones(shape)
     columns = {
-        "log_impressions": np.log1p(np.maximum(impressions, 0)),
-        "log_clicks": np.log1p(np.maximum(clicks, 0)),
-        "log_cost": np.log1p(np.maximum(cost, 0)),
-        "log_conversions": np.log1p(np.maximum(conversions, 0)),
-        "log_conversion_value": np.log1p(np.maximum(value, 0)),
+        "log_impressions": np.log1p(impressions),
+        "log_clicks": np.log1p(clicks),
+        "log_cost": np.log1p(cost),
+        "log_conversions": np.log1p(conversions),
+        "log_conversion_value": np.log1p(value),
         "ctr": ctr,
-        "log_value_per_click": np.log1p(np.maximum(value_per_click, 0)),
+        "log_value_per_click": np.log1p(value_per_click),
         "quality_score": quality,
         "search_impression_share": share,
         "row_missing": (~present).astype(np.float64),

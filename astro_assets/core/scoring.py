@@ -60,7 +60,8 @@ def features_matrix(values: pa.Array | pa.ChunkedArray, lags: int, n_features: i
 def score_batches(
     batches: Iterator[pa.RecordBatch], model_bytes: bytes, digest: str, threads: int = 1
 ) -> Iterator[pa.RecordBatch]:
-    """Score each Arrow batch as one array: keyword_id in, (keyword_id, predicted value per click) out."""
+    """Score each Arrow batch as one array: the keyword (ad_group_id, keyword_id) and its features in,
+    (ad_group_id, keyword_id, predicted value per click) out."""
     session = onnx_session(model_bytes, digest, threads)
     lags, n_features = input_shape(session)
     input_name = session.get_inputs()[0].name
@@ -70,13 +71,23 @@ def score_batches(
         features = batch.column(batch.schema.get_field_index("features"))
         prediction = session.run(None, {input_name: features_matrix(features, lags, n_features)})[0]
         yield pa.RecordBatch.from_arrays(
-            [batch.column(batch.schema.get_field_index("keyword_id")), pa.array(prediction.astype(np.float32))],
-            names=["keyword_id", "predicted_value_per_click"],
+            [
+                batch.column(batch.schema.get_field_index("ad_group_id")),
+                batch.column(batch.schema.get_field_index("keyword_id")),
+                pa.array(prediction.astype(np.float32)),
+            ],
+            names=["ad_group_id", "keyword_id", "predicted_value_per_click"],
         )
 
 
+#: A keyword is the pair (ad_group_id, keyword_id): Google's criterion id is shared across ad groups.
 PREDICTION_SCHEMA = pa.schema(
-    [("keyword_id", pa.int64()), ("predicted_value_per_click", pa.float32()), ("model_version", pa.string())]
+    [
+        ("ad_group_id", pa.int64()),
+        ("keyword_id", pa.int64()),
+        ("predicted_value_per_click", pa.float32()),
+        ("model_version", pa.string()),
+    ]
 )
 
 
@@ -84,11 +95,11 @@ def score_file(
     features_path: str, out_path: str, model_bytes: bytes, digest: str, version: str, batch_rows: int = 10_000
 ) -> int:
     """Score one Parquet file of preprocessed features batch by batch (bounded memory) into
-    ``out_path``: keyword id, predicted value per click, model version. Returns the rows written."""
+    ``out_path``: ad group id, keyword id, predicted value per click, model version. Returns the rows written."""
     source = pq.ParquetFile(features_path)
     rows = 0
     with pq.ParquetWriter(out_path, PREDICTION_SCHEMA) as writer:
-        batches = source.iter_batches(batch_size=batch_rows, columns=["keyword_id", "features"])
+        batches = source.iter_batches(batch_size=batch_rows, columns=["ad_group_id", "keyword_id", "features"])
         for scored in score_batches(batches, model_bytes, digest):
             version_column = pa.array([version] * scored.num_rows, type=pa.string())
             writer.write_batch(pa.RecordBatch.from_arrays([*scored.columns, version_column], schema=PREDICTION_SCHEMA))

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from astro_assets.defs.freshness import FRESHNESS_CHECKS
 from astro_assets.storage import DAILY_ASSETS, ONNX_MODEL, TRAINED_MODEL
 
 TRAINING_ASSETS = (TRAINED_MODEL, ONNX_MODEL)
@@ -13,11 +14,11 @@ TRAINING_JOB = "training_job"
 
 
 def build_jobs(
-    partitions_def: dg.PartitionsDefinition, checks: list[dg.AssetChecksDefinition]
+    partitions_def: dg.PartitionsDefinition, checks: list[dg.AssetChecksDefinition], daily_run_hour: int = 6
 ) -> tuple[list, list[dg.ScheduleDefinition]]:
     daily_bid_job = dg.define_asset_job(
         DAILY_BID_JOB,
-        selection=dg.AssetSelection.assets(*DAILY_ASSETS),
+        selection=dg.AssetSelection.assets(*DAILY_ASSETS) - FRESHNESS_CHECKS,
         partitions_def=partitions_def,
         tags=SPARK_TAG,
         executor_def=dg.in_process_executor,
@@ -38,8 +39,13 @@ def build_jobs(
         executor_def=dg.in_process_executor,
         description="Retrain the GRU on the latest window and publish it as ONNX.",
     )
-    #: Each morning at 06:00 UTC, fill yesterday's partition (the newest complete day).
-    daily_bid_schedule = dg.build_schedule_from_partitioned_job(daily_bid_job, hour_of_day=6, minute_of_hour=0)
+    #: Each morning at ``daily_run_hour`` (ASTRO_DAILY_RUN_HOUR, default 06:00) in the account's time zone
+    #: (the partitions' timezone, ASTRO_ACCOUNT_TIMEZONE), fill yesterday's partition there: the newest
+    #: complete day, its statistics settled.
+    #: (build_schedule_from_partitioned_job takes the execution time zone from the partitions definition.)
+    daily_bid_schedule = dg.build_schedule_from_partitioned_job(
+        daily_bid_job, hour_of_day=daily_run_hour, minute_of_hour=0
+    )
     #: Mondays at 04:00 UTC, before the daily run.
     training_schedule = dg.ScheduleDefinition(
         name="weekly_training_schedule",

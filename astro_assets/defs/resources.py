@@ -11,18 +11,18 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-from dagster_pyspark import PySparkResource
+from dagster_pyspark import LazyPySparkResource
 
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.settings import Settings
 from astro_assets.sources import synthetic
 from astro_assets.sources.google_ads_report import IngestError, report_for_day
+from astro_assets.sources.report_index import REPORT_INDEX, report_files
 from astro_assets.storage import DataLayout
 
 
@@ -62,16 +62,24 @@ class SyntheticKeywordSource(KeywordSource):
 
 
 class GoogleAdsReportFolder(KeywordSource):
-    """Real Google Ads keyword reports (``ASTRO_REPORTS_DIR``): every ``*.csv`` / ``*.parquet`` in the
-    folder, read and validated as ``astro-ingest`` does; the day's rows are the report."""
+    """Real Google Ads keyword reports (``ASTRO_REPORTS_DIR``): the ``*.csv`` / ``*.parquet`` files of the
+    folder that hold the day, read and validated as ``astro-ingest`` does; the day's rows are the report.
+
+    Which file holds which days comes from ``sources.report_index`` (keyed by content hash), so a day
+    reads only its own files and an unchanged file is parsed once per process. A refused file in the
+    folder still refuses every day (its days are unknown: the day could be incomplete without it)."""
 
     folder: str
 
     def keyword_report(self, day: dt.date) -> pa.Table:
-        files = sorted(str(p) for pattern in ("*.csv", "*.parquet") for p in Path(self.folder).glob(pattern))
-        table = report_for_day(files, day)
+        # The index only says which files hold the day (no validation window: report_for_day applies it).
+        files, refused = REPORT_INDEX.files_for_day(self.folder, day, today=dt.date.max, first_day=dt.date.min)
+        if refused:
+            raise IngestError("\n".join(entry.error or str(entry.path) for entry in refused))
+        table = report_for_day(files, day) if files else None
         if table is None:
-            raise IngestError(f"{self.folder}: no report has rows for {day} ({len(files)} files read)")
+            indexed = len(report_files(self.folder))
+            raise IngestError(f"{self.folder}: no report has rows for {day} ({indexed} files indexed)")
         return table
 
 
@@ -122,15 +130,30 @@ def spark_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def from_env(name: str, value: Any) -> Any:
+    """``dg.EnvVar(name)`` when ``value`` (already validated by ``settings``) came from the environment
+    variable ``name``, so the launchpad and the resource view show where it came from; else ``value``
+    itself (a default, or a value a caller set in code). Dagster resolves the variable when the resource
+    is initialised, in the process that runs it (dagster docs, "Using environment variables and secrets")."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dg.EnvVar.int(name) if raw.replace("_", "").isdigit() and int(raw) == value else value
+    return dg.EnvVar(name) if raw == value else value
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     if settings.spark_master.startswith("local"):
         # Local Python workers run this interpreter (the one with onnxruntime installed).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return {
-        "storage": AstroStorage(data_dir=settings.data_dir),
-        "keyword_source": GoogleAdsReportFolder(folder=settings.reports_dir)
-        if settings.reports_dir
-        else SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords),
-        "pyspark": PySparkResource(spark_config=spark_config(settings)),
+        "storage": AstroStorage(data_dir=from_env("ASTRO_DATA_DIR", settings.data_dir)),
+        "keyword_source": GoogleAdsReportFolder(folder=from_env("ASTRO_REPORTS_DIR", settings.reports_dir))
+        if settings.reports_dir and settings.keyword_source != "synthetic"
+        else SyntheticKeywordSource(
+            seed=from_env("ASTRO_SEED", settings.seed), keywords=from_env("ASTRO_KEYWORDS", settings.keywords)
+        ),
+        "pyspark": LazyPySparkResource(spark_config=spark_config(settings)),
         "bid_policy": BidPolicy(),
     }

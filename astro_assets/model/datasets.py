@@ -23,12 +23,24 @@ class TrainingSet:
     target: np.ndarray  # [N] value per click on the next day
     clicks: np.ndarray  # [N] clicks on the next day (the weight of the target)
     trailing_value_per_click: np.ndarray  # [N] the trailing-mean baseline's prediction
+    #: [N] each row's weight in the loss when the rows are a sample (``model.sampling``: clicks over the
+    #: row's inclusion probability, so the click-weighted loss stays unbiased); None: the clicks.
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
 
+    @property
+    def loss_weight(self) -> np.ndarray:
+        """What each row weighs in the click-weighted loss: its sample weight, else its clicks."""
+        return self.clicks if self.weight is None else self.weight
+
     def concat(self, other: "TrainingSet") -> "TrainingSet":
-        return TrainingSet(*(np.concatenate([a, b]) for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+        weight = None
+        if self.weight is not None or other.weight is not None:
+            weight = np.concatenate([self.loss_weight, other.loss_weight])
+        parts = (np.concatenate([a, b]) for a, b in zip(self.astuple(), other.astuple(), strict=True))
+        return TrainingSet(*parts, weight=weight)
 
     def astuple(self) -> tuple[np.ndarray, ...]:
         return (self.features, self.target, self.clicks, self.trailing_value_per_click)
@@ -58,13 +70,14 @@ def features_array(table: pa.Table, column: str = "features") -> np.ndarray:
 
 def labelled_set(features: pa.Table, next_day_raw: pa.Table) -> TrainingSet:
     """Day-D features joined with day D+1's observed value per click (keywords with clicks and a known
-    conversion value that day), ordered by keyword id."""
+    conversion value that day) on the keyword (ad_group_id, keyword_id), ordered by that pair."""
     clicks = next_day_raw.column("clicks").to_numpy(zero_copy_only=False).astype(np.float64)
     value = next_day_raw.column("conversion_value").to_numpy(zero_copy_only=False).astype(np.float64)
     labelled = (clicks > 0) & ~np.isnan(value)
-    target_ids = next_day_raw.column("keyword_id").to_numpy()[labelled]
-    ids = features.column("keyword_id").to_numpy()
-    _, rows, target_rows = np.intersect1d(ids, target_ids, assume_unique=True, return_indices=True)
+    rows, target_rows = _pair_join(
+        (features.column("ad_group_id").to_numpy(), features.column("keyword_id").to_numpy()),
+        tuple(next_day_raw.column(name).to_numpy()[labelled] for name in ("ad_group_id", "keyword_id")),
+    )
     trailing = features.column("trailing_value_per_click").to_numpy(zero_copy_only=False)
     return TrainingSet(
         features=features_array(features)[rows],
@@ -72,6 +85,22 @@ def labelled_set(features: pa.Table, next_day_raw: pa.Table) -> TrainingSet:
         clicks=clicks[labelled][target_rows].astype(np.float32),
         trailing_value_per_click=trailing[rows].astype(np.float32),
     )
+
+
+Pair = tuple[np.ndarray, np.ndarray]  # (ad group ids, keyword ids)
+
+
+def _pair_join(left: Pair, right: Pair) -> Pair:
+    """Row indices of the (ad group id, keyword id) pairs found on both sides (each side unique),
+    ordered by the pair."""
+    ad_groups = np.concatenate([left[0], right[0]]).astype(np.int64)
+    ids = np.concatenate([left[1], right[1]]).astype(np.int64)
+    order = np.lexsort((ids, ad_groups))
+    same = (ad_groups[order][1:] == ad_groups[order][:-1]) & (ids[order][1:] == ids[order][:-1])
+    first, second = order[:-1][same], order[1:][same]  # a pair on both sides: one row from each
+    left_rows = np.where(first < len(left[0]), first, second)
+    right_rows = np.where(first < len(left[0]), second, first) - len(left[0])
+    return left_rows, right_rows
 
 
 def concat_sets(parts: list[TrainingSet]) -> TrainingSet:

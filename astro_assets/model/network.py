@@ -6,6 +6,7 @@ itself: training and prediction apply the very same scaling (it is the first nod
 and its parameters are in the ONNX metadata).
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +33,20 @@ class ValuePerClickModel(nn.Module):
         return nn.functional.softplus(self.head(last[-1])).squeeze(-1)
 
 
-def fit_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation over every row and day of the training window."""
-    flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
+def fit_scaler(features: np.ndarray, chunk_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over every row and day of the training rows, in two
+    passes of ``chunk_rows`` rows (float64 sums): a memory-mapped sample is never copied whole."""
+    n_features = features.shape[-1]
+    rows = len(features)
+
+    def chunks():
+        for start in range(0, rows, chunk_rows):
+            yield np.asarray(features[start : start + chunk_rows], dtype=np.float64).reshape(-1, n_features)
+
+    count = max(1, rows * int(np.prod(features.shape[1:-1], dtype=np.int64)))
+    mean = sum((c.sum(axis=0) for c in chunks()), np.zeros(n_features)) / count
+    variance = sum((((c - mean) ** 2).sum(axis=0) for c in chunks()), np.zeros(n_features)) / count
+    std = np.sqrt(variance)
     std[std < 1e-6] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
 
@@ -67,18 +77,22 @@ def train(data: TrainingSet, params: TrainingParams, log=print) -> tuple[ValuePe
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=params.learning_rate, total_steps=max(1, params.epochs * batches)
     )
-    x = torch.tensor(data.features)
-    y = torch.tensor(data.target)
-    w = torch.tensor(data.clicks)
+    # Mini-batches are gathered from ``data.features`` as they are needed (a memory-mapped sample is
+    # read, never copied whole); the per-row target and weight are small and held in memory.
+    y = torch.from_numpy(np.asarray(data.target, dtype=np.float32))
+    w = torch.from_numpy(np.asarray(data.loss_weight, dtype=np.float32))
     generator = torch.Generator().manual_seed(params.seed)
     losses: list[float] = []
     for epoch in range(params.epochs):
+        started = time.perf_counter()
         order = torch.randperm(len(y), generator=generator)
         total, weight = 0.0, 0.0
         model.train()
         for start in range(0, len(order), params.batch_size):
-            idx = order[start : start + params.batch_size]
-            prediction = model(x[idx])
+            # The batch's rows in file order (the loss is a sum over the batch: its order is irrelevant).
+            idx = torch.sort(order[start : start + params.batch_size]).values
+            x = torch.from_numpy(np.ascontiguousarray(data.features[idx.numpy()], dtype=np.float32))
+            prediction = model(x)
             loss = (w[idx] * (prediction - y[idx]) ** 2).sum() / w[idx].sum()
             optimiser.zero_grad()
             loss.backward()
@@ -87,7 +101,11 @@ def train(data: TrainingSet, params: TrainingParams, log=print) -> tuple[ValuePe
             total += float(loss.detach()) * float(w[idx].sum())
             weight += float(w[idx].sum())
         losses.append(total / weight)
-        log(f"epoch {epoch + 1}/{params.epochs}: click-weighted MSE {losses[-1]:.4f}")
+        seconds = time.perf_counter() - started
+        log(
+            f"epoch {epoch + 1}/{params.epochs}: click-weighted MSE {losses[-1]:.4f} "
+            f"({len(y):,} rows in {seconds:.0f} s, {len(y) / max(seconds, 1e-9):,.0f} rows/s)"
+        )
     model.eval()
     return model, losses
 

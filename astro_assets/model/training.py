@@ -1,5 +1,6 @@
 """One training run, without Dagster or Spark: fit the GRU and the XGBoost baseline on the training
-window, compare them with the trailing mean on the held-out day, decide promotion, and describe it.
+window, compare them with the champion and the baselines on the held-out days, decide promotion (the
+gate, ``evaluation.gate``), and describe it.
 
 ``stages.training`` reads the window's partitions and calls :func:`train_candidate`; the
 ``trained_model`` asset wraps that and shows the result.
@@ -10,11 +11,83 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import onnxruntime as ort
 
-from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt
+from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt, weighted_mse
 from astro_assets.model.datasets import TrainingSet, TrainingWindow, features_array
-from astro_assets.model.evaluation import evaluate, promotion, truth_errors
+from astro_assets.model.evaluation import evaluate, gate, keyword_squared_errors, truth_errors
 from astro_assets.model.network import TrainingParams, ValuePerClickModel, predict, train
+from astro_assets.model.registry import ModelMismatchError, read_model
+from astro_assets.storage import DataLayout
+
+#: The policies the platform can publish (as ``model.onnx``): the candidate, the champion (kept) and the
+#: trailing mean (``baselines.TrailingMeanModel``). XGBoost is compared but not shippable yet.
+SHIPPABLE = ("model", "champion", "trailing_mean")
+
+
+def shippable(best: str, totals: dict[str, float]) -> tuple[str, str]:
+    """What the platform publishes when the gate says ``best``: ``best`` itself if it can ship it, else
+    the shippable policy with the best total score (``totals``), and why (appended to the reason)."""
+    if best in SHIPPABLE:
+        return best, ""
+    candidates = {name: total for name, total in totals.items() if name in SHIPPABLE}
+    chosen = max(candidates, key=candidates.get)
+    return chosen, f"; {best} cannot be published by the platform yet (ONNX only), so it publishes {chosen}"
+
+
+def onnx_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    """Predictions of an ONNX model (the champion: the published ``model.onnx``) on [N, T, F] features."""
+    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def predict_onnx(features: np.ndarray) -> np.ndarray:
+        parts = [
+            session.run(None, {name: np.asarray(features[i : i + 65_536], dtype=np.float32)})[0]
+            for i in range(0, len(features), 65_536)
+        ]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+    return predict_onnx
+
+
+def published_champion(layout: DataLayout) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The champion the gate compares with: the published ``model.onnx`` (None when there is none, or
+    when it cannot score today's features)."""
+    if not layout.onnx_model().exists():
+        return None
+    try:
+        model_bytes, _ = read_model(layout)
+    except ModelMismatchError:
+        return None
+    return onnx_predictor(model_bytes)
+
+
+#: The GRU configurations tried on validation days (as many as ``baselines.GBDT_GRID`` gets).
+NETWORK_GRID: tuple[TrainingParams, ...] = (
+    TrainingParams(epochs=6),
+    TrainingParams(epochs=12),
+    TrainingParams(epochs=12, hidden_size=16),
+)
+
+
+def tune_network(
+    data: TrainingSet,
+    validation: TrainingSet,
+    grid: tuple[TrainingParams, ...] = NETWORK_GRID,
+    log: Callable[[str], None] = print,
+) -> tuple[ValuePerClickModel, TrainingParams, dict[str, float]]:
+    """Each configuration of ``grid`` trained on ``data``; the one with the lowest click-weighted MSE
+    on ``validation`` (never on the days a backtest reports), its parameters and every score."""
+    best = None
+    scores = {}
+    for params in grid:
+        model, _ = train(data, params, log=lambda _: None)
+        score = weighted_mse(predict(model, validation.features), validation)
+        scores[f"epochs{params.epochs}_hidden{params.hidden_size}_lr{params.learning_rate}"] = score
+        log(f"network {params}: validation click-weighted MSE {score:.4f}")
+        if best is None or score < best[0]:
+            best = (score, model, params)
+    return best[1], best[2], scores
 
 
 @dataclass(frozen=True)
@@ -24,9 +97,10 @@ class TrainingPlan:
     training_days: int = 7
     network: TrainingParams = field(default_factory=TrainingParams)
     gbdt: GbdtParams = field(default_factory=GbdtParams)
-    #: The model is promoted to onnx_model only if its click-weighted MSE on the held-out day is at
-    #: most (1 - promotion_margin) x the trailing mean's.
-    promotion_margin: float = 0.05
+    #: The model is promoted to onnx_model only if it beats the champion (the published model) and the
+    #: best baseline on the held-out days by more than promotion_margin × their click-weighted squared
+    #: error, at the 5th percentile of a paired bootstrap over keywords (``evaluation.gate``).
+    promotion_margin: float = 0.02
 
 
 @dataclass
@@ -53,19 +127,30 @@ def train_candidate(
     scored_holdout=None,
     truth: Callable[[np.ndarray], np.ndarray] | None = None,
     log: Callable[[str], None] = print,
+    champion: Callable[[np.ndarray], np.ndarray] | None = None,
+    holdout_keys: np.ndarray | None = None,
+    whole_day: Callable[[dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]], dict[str, float]] | None = None,
 ) -> TrainedCandidate:
     """Fit, compare and decide. ``scored_holdout`` (every keyword of the held-out day: keyword_id,
     features, trailing_value_per_click) and ``truth`` (keyword ids -> true value per click) add the
-    errors against the truth where the source knows it."""
+    errors against the truth where the source knows it.
+
+    The gate (``evaluation.gate``): on the held-out rows (several days when ``holdout`` holds several;
+    ``holdout_keys`` names each row's keyword so the bootstrap resamples keywords, else rows), the
+    candidate must beat ``champion`` (the published model's predictions, when there is one) and the
+    best baseline (trailing mean, XGBoost) by a real margin in click-weighted squared error."""
     log(f"training on {len(train_set):,} rows from {len(window.train_days)} days")
     model, losses = train(train_set, plan.network, log=log)
     gbdt_params = plan.gbdt
     booster = fit_gbdt(train_set, gbdt_params)
+    log(f"gbdt fitted on {len(train_set):,} rows")
     held_out = {
         "model": predict(model, holdout.features),
         "trailing_mean": holdout.trailing_value_per_click,
         "gbdt": predict_gbdt(booster, holdout.features),
     }
+    if champion is not None:
+        held_out["champion"] = np.asarray(champion(holdout.features), dtype=np.float64)
     metrics = evaluate(held_out, holdout)
     if truth is not None and scored_holdout is not None:
         # Every keyword scored on the held-out day, against what its next click is really worth.
@@ -78,7 +163,29 @@ def train_candidate(
             },
             truth(scored_holdout.column("keyword_id").to_numpy()),
         )
-    promote, reason = promotion(metrics, plan.promotion_margin)
+    if whole_day is not None:
+        # The reported figures over every keyword of the held-out day (``model.heldout``: predictors
+        # as (features, trailing value per click) -> prediction); the gate keeps ``holdout``'s rows.
+        predictors = {
+            "model": lambda x, _: predict(model, x),
+            "trailing_mean": lambda _, trailing: trailing,
+            "gbdt": lambda x, _: predict_gbdt(booster, x),
+        }
+        if champion is not None:
+            predictors["champion"] = lambda x, _: champion(x)
+        metrics |= whole_day(predictors)
+    decision = gate(
+        {name: keyword_squared_errors(values, holdout) for name, values in held_out.items()},
+        candidate="model",
+        champion="champion" if champion is not None else None,
+        baselines=("trailing_mean", "gbdt"),
+        groups=holdout_keys,
+        margin=plan.promotion_margin,
+    )
+    promote, reason = decision.promote, decision.reason
+    totals = {name: float(keyword_squared_errors(values, holdout).sum()) for name, values in held_out.items()}
+    publish, why = shippable(decision.publish, totals)
+    reason += why
     version = version_of(model)
     record = {
         "version": version,
@@ -92,6 +199,10 @@ def train_candidate(
         "params": asdict(plan.network),
         "promote": promote,
         "promotion_reason": reason,
+        "publish": publish,
+        "best_policy": decision.publish,
+        "best_baseline": decision.best_baseline,
+        "gate": decision.comparisons,
         **metrics,
     }
     return TrainedCandidate(version, model, losses, metrics, promote, reason, held_out["model"], record)

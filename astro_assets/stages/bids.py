@@ -1,131 +1,483 @@
-"""``bid_file``: max CPC per keyword, written as a CSV that Google Ads Editor imports.
+"""``bid_file``: one explicit row per scored keyword, for Google Ads Editor and for the API upload.
 
-The bids come from the bid rule (``core.bid_rule``) with its guardrails; this module joins the day's
-predictions to each keyword's names, builds the Editor rows and publishes the file with its audit.
+A day's bids are one partition folder (``DataLayout.partition_dir(BID_FILE, day)``), written into a
+staging folder the caller gives and publishes as a unit:
+
+- ``keywords.parquet``: every keyword scored that day, exactly once, identified by the pair
+  (ad_group_id, keyword_id): its bid (``max_cpc``, ``max_cpc_micros``; 0 when no bid is written), its
+  ``status`` (ENABLED / PAUSED), ``paused_by_astro``, and ``changed`` (bid or status differs from the
+  last published day). The API upload sends the rows with ``changed``, the status only where
+  ``writes_status``.
+- ``paused_by_astro.parquet``: every keyword Astro has paused and not enabled again, including those
+  not scored that day, so that Astro undoes its own pauses, and only those, whenever they come back.
+- Google Ads Editor files, one campaign per file (split further above ``MAX_EDITOR_ROWS`` rows):
+  ``bids-…`` (every keyword) and ``changes-…`` (only the changed ones, what a team imports daily),
+  and ``manifest.json`` listing them (name, rows, bytes, sha256) with the day's counts.
+
+The bid comes from the bid rule and its guardrails (``core.bid_rule``); the status from
+``core.bid_rule.keyword_states``: a keyword no bid can earn on (below the floor, invalid prediction) is
+paused instead of being left with yesterday's bid; a keyword Astro paused is enabled again once it can
+earn; a keyword, ad group or campaign the report says is paused and that Astro did not pause keeps its
+status. Keywords absent from the day's data get no row: the account keeps their state, and the manifest
+counts them.
+
+The Editor format, from Google's Ads Editor help, "Import a CSV file in Google Ads Editor — CSV file
+columns" (https://support.google.com/google-ads/editor/answer/57747) and its format guidelines
+(https://support.google.com/google-ads/editor/topic/2986631): the first row is the header; headers
+are English names, matched ignoring case and spaces; one item (here a keyword) per row; a blank field
+means "make no change" (so a row without ``Max CPC`` leaves the bid and one without ``Status`` leaves
+the status as the account has them). Files are UTF-16 little-endian with a byte-order mark and
+tab-separated, as Editor's own exports are. Status values are Editor's spellings ``Enabled`` /
+``Paused``, match types ``Exact`` / ``Phrase`` / ``Broad``, Max CPC a decimal in the account currency
+("12.34": a dot, no currency sign, no thousands separator). The rows carry ``Campaign ID``,
+``Ad group ID`` and ``Keyword ID`` beside the names, so that an item renamed in the account is still
+the same item: the parts of the help this project could retrieve do not state how Editor matches an
+imported keyword row on these IDs (see README "Publishing bids": if Editor matches by names only, a
+campaign or ad group renamed after the report no longer matches until the next report has the new name).
 """
 
+from __future__ import annotations
+
+import codecs
+import csv
 import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyarrow import csv
+from pyarrow import csv as pacsv
 
-from astro_assets.core.bid_rule import BidRule, format_money, guarded_bid_units, previous_units_of
-from astro_assets.core.calendar import ONE_DAY
-from astro_assets.storage import (
-    DAILY_PREDICTIONS,
-    PREPROCESSED_FEATURES,
-    DataLayout,
-    publish_partition,
-    publishing_file,
+from astro_assets.core.bid_rule import (
+    ENABLED,
+    INACTIVE_STATUSES,
+    KEYWORD_PAIR,
+    PAUSED,
+    BidRule,
+    format_money,
+    guarded_bid_units,
+    keyword_states,
+    lookup,
+    previous_units_of,
+    units_to_micros,
 )
-from astro_assets.storage.layout import part_file_name
+from astro_assets.core.features import STATUS_COLUMNS
+from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout
 from astro_assets.storage.publish import is_published
 
-#: Google Ads Editor column names, and its spelling of match types.
-BID_FILE_COLUMNS = ("Campaign", "Ad group", "Keyword", "Criterion Type", "Max CPC")
+#: Google Ads Editor column names (one keyword per row).
+EDITOR_COLUMNS = (
+    "Campaign ID",
+    "Campaign",
+    "Ad group ID",
+    "Ad group",
+    "Keyword ID",
+    "Keyword",
+    "Criterion Type",
+    "Max CPC",
+    "Status",
+)
+#: Editor's spelling of match types and of keyword statuses.
 EDITOR_MATCH_TYPES = {"EXACT": "Exact", "PHRASE": "Phrase", "BROAD": "Broad"}
+EDITOR_STATUSES = {ENABLED: "Enabled", PAUSED: "Paused"}
+#: Editor's own exports: UTF-16 little-endian with a byte-order mark, tab-separated.
+EDITOR_BOM = codecs.BOM_UTF16_LE
+EDITOR_ENCODING = "utf-16-le"
+EDITOR_SEPARATOR = "\t"
+#: Rows per Editor file at most. The Editor help pages this project could retrieve state no import
+#: size limit; Google Ads allows 20,000 keywords per ad group and 5 million per account ("About your
+#: Google Ads account limits", https://support.google.com/google-ads/answer/6372658). Files are split
+#: per campaign, and a campaign above this many rows into parts (~20 MB each in UTF-16).
+MAX_EDITOR_ROWS = 100_000
+#: The two kinds of Editor files: every keyword, and only those whose bid or status changed.
+EDITOR_KINDS = ("bids", "changes")
+
+KEYWORDS_SCHEMA = pa.schema(
+    [
+        ("ad_group_id", pa.int64()),
+        ("keyword_id", pa.int64()),
+        ("campaign_id", pa.int64()),
+        ("campaign_name", pa.string()),
+        ("ad_group_name", pa.string()),
+        ("keyword_text", pa.string()),
+        ("match_type", pa.string()),
+        ("predicted_value_per_click", pa.float64()),
+        ("max_cpc", pa.float64()),
+        ("max_cpc_micros", pa.int64()),
+        ("status", pa.string()),
+        ("paused_by_astro", pa.bool_()),
+        ("changed", pa.bool_()),
+        ("max_cpc_before_change_cap", pa.float64()),
+        ("writes_status", pa.bool_()),
+        ("paused_by_account", pa.bool_()),
+    ]
+)
+PAUSES_SCHEMA = pa.schema([("ad_group_id", pa.int64()), ("keyword_id", pa.int64()), ("campaign_id", pa.int64())])
 
 
-def bid_table(keywords: pa.Table, rule: BidRule, previous: pa.Table | None = None) -> tuple[pa.Table, dict[str, int]]:
-    """Bids for ``keywords`` (keyword_id, campaign_name, ad_group_name, keyword_text, match_type,
-    predicted_value_per_click, and for shrinkage ad_group_id and clicks_in_window): the rows to
-    upload (Editor columns plus keyword id, prediction, bid, and the bid before the change cap, for
-    the audit) and the counts of what was left out and of what the guardrails changed. ``previous``
-    is the previous day's audit (keyword_id, max_cpc) for the change cap."""
-    predicted = keywords.column("predicted_value_per_click").to_numpy(zero_copy_only=False).astype(np.float64)
-    has_evidence = {"clicks_in_window", "ad_group_id"} <= set(keywords.column_names)
-    guarded = guarded_bid_units(
-        predicted,
-        rule,
-        clicks=keywords.column("clicks_in_window").to_numpy() if has_evidence else None,
-        ad_group=keywords.column("ad_group_id").to_numpy() if has_evidence else None,
-        previous_units=previous_units_of(keywords, previous, rule),
-    )
-    units = guarded.units
-    limit = rule.break_even(predicted)
-    bid = units > 0
-    chosen = keywords.filter(pa.array(bid))
-    match = pc.index_in(chosen.column("match_type"), value_set=pa.array(list(EDITOR_MATCH_TYPES)))
-    table = pa.table(
-        {
-            "Campaign": chosen.column("campaign_name"),
-            "Ad group": chosen.column("ad_group_name"),
-            "Keyword": chosen.column("keyword_text"),
-            "Criterion Type": pa.array(list(EDITOR_MATCH_TYPES.values())).take(match),
-            "Max CPC": format_money(units[bid], rule),
-            "keyword_id": chosen.column("keyword_id"),
-            "predicted_value_per_click": chosen.column("predicted_value_per_click"),
-            "max_cpc": pa.array(units[bid] * rule.currency_unit),
-            "max_cpc_before_change_cap": pa.array(guarded.before_change_cap[bid] * rule.currency_unit),
-        }
-    )
-    counts = {
-        "keywords": keywords.num_rows,
-        "bids": int(bid.sum()),
-        "left_out_below_floor": int((~bid & np.isfinite(limit)).sum()),
-        "left_out_invalid_prediction": int((~np.isfinite(limit)).sum()),
-        "capped_at_ceiling": int((limit > rule.ceiling).sum()),
-        **guarded.effects,
-    }
-    return table, counts
+# -- inputs ---------------------------------------------------------------------------------------
 
 
 def keywords_to_bid(layout: DataLayout, day: dt.date) -> pa.Table:
-    """The day's predictions with each keyword's campaign, ad group, text and match type, shard by
-    shard (predictions keep the shards of the preprocessed features), ordered by shard and keyword."""
+    """The day's predictions with each keyword's campaign, ad group, text, match type and clicks in
+    its window, joined on the pair (ad_group_id, keyword_id) shard by shard (predictions keep the
+    shards of the preprocessed features)."""
     features = layout.require_published(PREPROCESSED_FEATURES, day)
     predictions = layout.require_published(DAILY_PREDICTIONS, day)
-    attributes = [
-        "keyword_id",
-        "campaign_name",
-        "ad_group_id",
-        "ad_group_name",
-        "keyword_text",
-        "match_type",
-        "clicks_in_window",
-    ]
+    attributes = [*KEYWORD_PAIR, "campaign_id", "campaign_name", "ad_group_name", "keyword_text", "match_type"]
+    attributes.append("clicks_in_window")
     parts = []
     for path in layout.part_files(predictions):
-        scored = pq.read_table(path, columns=["keyword_id", "predicted_value_per_click"])
+        keys = [k for k in KEYWORD_PAIR if k in pq.read_schema(path).names]
+        scored = pq.read_table(path, columns=[*keys, "predicted_value_per_click"])
         described = pq.read_table(features / path.name, columns=attributes)
-        joined = described.join(scored, "keyword_id", join_type="inner")
-        parts.append(joined.take(pc.sort_indices(joined, [("keyword_id", "ascending")])))
-    return pa.concat_tables(parts) if parts else pa.table({c: [] for c in [*attributes, "predicted_value_per_click"]})
+        parts.append(described.join(scored, keys, join_type="inner", use_threads=False))
+    if not parts:
+        types = {"campaign_name": pa.string(), "ad_group_name": pa.string(), "keyword_text": pa.string()}
+        types |= {"match_type": pa.string(), "predicted_value_per_click": pa.float32()}
+        return pa.table({c: pa.array([], types.get(c, pa.int64())) for c in [*attributes, "predicted_value_per_click"]})
+    return pa.concat_tables(parts)
 
 
-def previous_bids(layout: DataLayout, day: dt.date) -> pa.Table | None:
-    """The bids published for the day before ``day`` (keyword_id, max_cpc), if any."""
-    folder = layout.bid_audit_dir(day - ONE_DAY)
-    if not is_published(folder):
+def account_statuses(layout: DataLayout, day: dt.date) -> pa.Table | None:
+    """The statuses the day's report gives (``features.STATUS_COLUMNS``: keyword, ad group, campaign),
+    with the pair and the campaign; None when the day's raw partition has none of them."""
+    folder = layout.partition_dir(RAW_FEATURES, day)
+    files = layout.parquet_files(folder) if is_published(folder) else []
+    if not files:
         return None
-    return pq.read_table(folder, columns=["keyword_id", "max_cpc"])
+    present = [c for c in STATUS_COLUMNS if c in pq.read_schema(files[0]).names]
+    if not present:
+        return None
+    return pa.concat_tables(pq.read_table(f, columns=[*KEYWORD_PAIR, "campaign_id", *present]) for f in files)
 
 
-def publish_bid_file(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
-    """The upload CSV (Editor columns only) and its audit Parquet (keyword id, prediction, bid).
+def _inactive(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.fill_null(pc.is_in(pc.utf8_upper(values), value_set=pa.array(INACTIVE_STATUSES)), False)
 
-    The CSV is staged first, beside its destination: a folder that cannot be written stops here,
-    before anything is published. The audit is published next, then the CSV renamed into place.
-    """
-    destination = layout.bid_file(day)
+
+def paused_in_account(keywords: pa.Table, statuses: pa.Table | None) -> tuple[np.ndarray, np.ndarray]:
+    """For each keyword: whether the report says it is paused (or removed), and whether its ad group
+    or campaign is. A paused ad group or campaign seen on any of its keywords' rows counts for all of
+    its keywords; a keyword absent from the report has no status of its own (not paused, as far as
+    the report says)."""
+    n = keywords.num_rows
+    keyword_paused, parent_paused = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if statuses is None or statuses.num_rows == 0 or n == 0:
+        return keyword_paused, parent_paused
+    if "keyword_status" in statuses.column_names:
+        marked = statuses.select(list(KEYWORD_PAIR)).append_column("inactive", _inactive(statuses["keyword_status"]))
+        found, inactive = lookup(keywords, marked, "inactive")
+        keyword_paused = found & np.asarray(pc.fill_null(inactive, False).to_numpy(zero_copy_only=False), dtype=bool)
+    for column, key in (("ad_group_status", "ad_group_id"), ("campaign_status", "campaign_id")):
+        if column not in statuses.column_names:
+            continue
+        groups = statuses.select([key]).append_column("inactive", _inactive(statuses[column]))
+        paused_groups = pc.unique(groups.filter(groups["inactive"])[key])
+        parent_paused |= np.asarray(pc.is_in(keywords[key], value_set=paused_groups).to_numpy(zero_copy_only=False))
+    return keyword_paused, parent_paused
+
+
+@dataclass(frozen=True)
+class PreviousDay:
+    """The last published bid partition before the day: its keyword table and Astro's pauses."""
+
+    day: dt.date
+    keywords: pa.Table  # ad_group_id, keyword_id, max_cpc, max_cpc_micros, status
+    pauses: pa.Table  # PAUSES_SCHEMA
+
+
+def previous_day(layout: DataLayout, day: dt.date) -> PreviousDay | None:
+    """The newest published bid partition before ``day`` (None if there is none)."""
+    earlier = [d for d in layout.existing_days(BID_FILE) if d < day]
+    for candidate in reversed(earlier):
+        folder = layout.partition_dir(BID_FILE, candidate)
+        path = layout.bid_keywords_file(folder)
+        if not path.exists():
+            continue
+        keywords = pq.read_table(path, columns=[*KEYWORD_PAIR, "campaign_id", "max_cpc", "max_cpc_micros", "status"])
+        pauses_path = layout.bid_pauses_file(folder)
+        pauses = pq.read_table(pauses_path) if pauses_path.exists() else PAUSES_SCHEMA.empty_table()
+        return PreviousDay(candidate, keywords, pauses)
+    return None
+
+
+# -- the rows ---------------------------------------------------------------------------------------
+
+
+def bid_table(
+    keywords: pa.Table,
+    rule: BidRule,
+    previous: PreviousDay | None = None,
+    statuses: pa.Table | None = None,
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """The day's keyword table (``KEYWORDS_SCHEMA``, one row per keyword, ordered by campaign, ad group
+    and keyword), Astro's pauses after the day (``PAUSES_SCHEMA``), and counts of what was paused,
+    enabled again, capped and changed. ``keywords``: keywords_to_bid's columns (clicks_in_window
+    optional, for shrinkage); ``previous``: the last published day, for the change cap, Astro's pauses
+    and ``changed``; ``statuses``: the report's statuses (``account_statuses``)."""
+    order = pc.sort_indices(keywords, [(c, "ascending") for c in ("campaign_id", *KEYWORD_PAIR)])
+    keywords = keywords.take(order)
+    n = keywords.num_rows
+    predicted = keywords["predicted_value_per_click"].to_numpy(zero_copy_only=False).astype(np.float64)
+    has_evidence = "clicks_in_window" in keywords.column_names
+    guarded = guarded_bid_units(
+        predicted,
+        rule,
+        clicks=keywords["clicks_in_window"].to_numpy(zero_copy_only=False) if has_evidence else None,
+        ad_group=keywords["ad_group_id"].to_numpy() if has_evidence else None,
+        previous_units=previous_units_of(keywords, previous.keywords, rule) if previous else None,
+    )
+    units = guarded.units
+    limit = rule.break_even(predicted)
+    keyword_paused, parent_paused = paused_in_account(keywords, statuses)
+    if previous is not None and previous.pauses.num_rows:
+        before, _ = lookup(keywords, previous.pauses, "campaign_id")
+    else:
+        before = np.zeros(n, dtype=bool)
+    states = keyword_states(units > 0, keyword_paused, parent_paused, before)
+    written = np.where(states.writes_bid, units, 0)
+    micros = units_to_micros(written, rule)
+    status = np.where(states.paused, PAUSED, ENABLED)
+    if previous is not None:
+        found, previous_micros = lookup(keywords, previous.keywords, "max_cpc_micros")
+        _, previous_status = lookup(keywords, previous.keywords, "status")
+        same = (
+            found
+            & (np.nan_to_num(previous_micros.to_numpy(zero_copy_only=False).astype(np.float64)) == micros)
+            & (np.asarray(pc.fill_null(previous_status, "").to_numpy(zero_copy_only=False)) == status)
+        )
+        changed = ~same
+        absent = previous.keywords.num_rows - int(found.sum())
+    else:
+        changed, absent = np.ones(n, dtype=bool), 0
+    table = pa.table(
+        {
+            "ad_group_id": keywords["ad_group_id"],
+            "keyword_id": keywords["keyword_id"],
+            "campaign_id": keywords["campaign_id"],
+            "campaign_name": keywords["campaign_name"],
+            "ad_group_name": keywords["ad_group_name"],
+            "keyword_text": keywords["keyword_text"],
+            "match_type": keywords["match_type"],
+            "predicted_value_per_click": pa.array(predicted),
+            "max_cpc": pa.array(written * rule.currency_unit),
+            "max_cpc_micros": pa.array(micros),
+            "status": pa.array(status),
+            "paused_by_astro": pa.array(states.paused_by_astro),
+            "changed": pa.array(changed),
+            "max_cpc_before_change_cap": pa.array(
+                np.where(states.writes_bid, guarded.before_change_cap, 0) * rule.currency_unit
+            ),
+            "writes_status": pa.array(states.writes_status),
+            "paused_by_account": pa.array(states.paused_by_account),
+        }
+    ).cast(KEYWORDS_SCHEMA)
+    pauses = _pauses_after(table, previous)
+    counts = {
+        "keywords": n,
+        "bids": int(states.writes_bid.sum()),
+        "enabled": int((~states.paused).sum()),
+        "paused": int(states.paused.sum()),
+        "paused_below_floor": int(((units == 0) & np.isfinite(limit)).sum()),
+        "paused_invalid_prediction": int((~np.isfinite(limit)).sum()),
+        "capped_at_ceiling": int((limit > rule.ceiling).sum()),
+        **guarded.effects,
+        **states.effects,
+        "changed": int(changed.sum()),
+        "keywords_absent_kept": absent,
+        "astro_pauses_carried": pauses.num_rows - int(states.paused_by_astro.sum()),
+    }
+    return table, pauses, counts
+
+
+def _pauses_after(table: pa.Table, previous: PreviousDay | None) -> pa.Table:
+    """Astro's pauses after the day: the day's, and the previous ones of keywords not scored today
+    (kept until the keyword comes back and can earn)."""
+    today = table.filter(table["paused_by_astro"]).select(PAUSES_SCHEMA.names)
+    if previous is None or previous.pauses.num_rows == 0:
+        return today.cast(PAUSES_SCHEMA)
+    scored, _ = lookup(
+        previous.pauses, table.select(list(KEYWORD_PAIR)).append_column("_", pa.array(np.zeros(table.num_rows))), "_"
+    )
+    carried = previous.pauses.filter(pa.array(~scored)).select(PAUSES_SCHEMA.names).cast(PAUSES_SCHEMA)
+    merged = pa.concat_tables([today.cast(PAUSES_SCHEMA), carried])
+    return merged.take(pc.sort_indices(merged, [(c, "ascending") for c in ("campaign_id", *KEYWORD_PAIR)]))
+
+
+def editor_rows(table: pa.Table, rule: BidRule) -> pa.Table:
+    """The Editor rows of ``table`` (``KEYWORDS_SCHEMA``): every column a string, Max CPC blank where
+    no bid is written, Status blank where the account's status is left as it is."""
+    units = np.rint(table["max_cpc_micros"].to_numpy() / (rule.currency_unit * 1_000_000)).astype(np.int64)
+    money = format_money(units, rule)
+    has_bid = pc.greater(table["max_cpc_micros"], 0)
+    match = pc.index_in(table["match_type"], value_set=pa.array(list(EDITOR_MATCH_TYPES)))
+    status = pc.if_else(pc.equal(table["status"], PAUSED), EDITOR_STATUSES[PAUSED], EDITOR_STATUSES[ENABLED])
+    return pa.table(
+        {
+            "Campaign ID": pc.cast(table["campaign_id"], pa.string()),
+            "Campaign": table["campaign_name"],
+            "Ad group ID": pc.cast(table["ad_group_id"], pa.string()),
+            "Ad group": table["ad_group_name"],
+            "Keyword ID": pc.cast(table["keyword_id"], pa.string()),
+            "Keyword": table["keyword_text"],
+            "Criterion Type": pa.array(list(EDITOR_MATCH_TYPES.values())).take(match),
+            "Max CPC": pc.if_else(has_bid, money, ""),
+            "Status": pc.if_else(table["writes_status"], status, ""),
+        }
+    )
+
+
+# -- the Editor format ------------------------------------------------------------------------------
+
+
+def encode_editor_file(rows: pa.Table) -> bytes:
+    """``rows`` (strings, ``EDITOR_COLUMNS``) as Editor's exports are: a UTF-16 LE byte-order mark, a
+    header row, tab-separated fields, fields quoted only where they contain a tab, a quote or a line
+    break."""
+    text = io.BytesIO()
     try:
-        with publishing_file(destination) as tmp, open(tmp, "wb") as out:
-            out.write((",".join(BID_FILE_COLUMNS) + "\n").encode())
-            csv.write_csv(
-                table.select(list(BID_FILE_COLUMNS)),
-                out,
-                write_options=csv.WriteOptions(include_header=False, quoting_style="needed"),
+        pacsv.write_csv(rows, text, write_options=pacsv.WriteOptions(delimiter=EDITOR_SEPARATOR, quoting_style="none"))
+        body = text.getvalue().decode("utf-8")
+    except pa.ArrowInvalid:  # a value with a tab, a quote or a line break: quote those (RFC 4180)
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=EDITOR_SEPARATOR, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        writer.writerow(rows.column_names)
+        writer.writerows(zip(*(c.to_pylist() for c in rows.columns), strict=True))
+        body = out.getvalue()
+    return EDITOR_BOM + body.encode(EDITOR_ENCODING)
+
+
+def read_editor_file(data: bytes, name: str = "Editor file") -> pa.Table:
+    """An Editor file read back as Editor reads it: the byte-order mark, UTF-16, tab-separated, the
+    header row, quoted fields, every field a string (a blank field an empty string). Raises
+    ``ValueError`` naming the file when it is not UTF-16 with a byte-order mark or a row does not have
+    the header's fields."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f"{name}: no UTF-16 byte-order mark; Editor files are UTF-16 with one")
+    text = data.decode("utf-16")  # the byte-order mark decides the byte order, and is dropped
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=EDITOR_SEPARATOR), [])
+    if not header:
+        raise ValueError(f"{name}: empty, not even a header row")
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            parse_options=pacsv.ParseOptions(delimiter=EDITOR_SEPARATOR, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={column: pa.string() for column in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{name}: not a well-formed tab-separated file: {error}") from None
+
+
+def read_editor_files(layout: DataLayout, folder: Path, kind: str = "bids") -> pa.Table:
+    """Every Editor file of ``kind`` in a bid partition folder, read back and concatenated, with the
+    file each row came from (``file``)."""
+    tables = []
+    for path in layout.bid_editor_files(folder, kind):
+        table = read_editor_file(path.read_bytes(), str(path))
+        tables.append(table.append_column("file", pa.array([path.name] * table.num_rows, pa.string())))
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in (*EDITOR_COLUMNS, "file")})
+    return pa.concat_tables(tables)
+
+
+# -- the partition ----------------------------------------------------------------------------------
+
+
+def write_editor_files(
+    layout: DataLayout, folder: Path, kind: str, table: pa.Table, rule: BidRule, max_rows: int
+) -> list[dict]:
+    """``table``'s Editor rows into ``folder``, one file per campaign (parts of at most ``max_rows``);
+    ``table`` is ordered by campaign. Returns the manifest entries."""
+    entries = []
+    if table.num_rows == 0:
+        return entries
+    campaigns = table["campaign_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, campaigns[1:] != campaigns[:-1]])
+    ends = np.r_[starts[1:], len(campaigns)]
+    for start, end in zip(starts, ends, strict=True):
+        campaign = int(campaigns[start])
+        for part, offset in enumerate(range(start, end, max_rows)):
+            rows = editor_rows(table.slice(offset, min(max_rows, end - offset)), rule)
+            data = encode_editor_file(rows)
+            path = layout.bid_editor_file(folder, kind, campaign, part)
+            path.write_bytes(data)
+            entries.append(
+                {
+                    "name": path.name,
+                    "kind": kind,
+                    "campaign_id": campaign,
+                    "rows": rows.num_rows,
+                    "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
             )
-            with publish_partition(layout.bid_audit_dir(day)) as staging:
-                pq.write_table(
-                    table.select(["keyword_id", "predicted_value_per_click", "max_cpc"]), staging / part_file_name(0)
-                )
-    except PermissionError as error:
-        raise PermissionError(
-            f"bid_file {day}: cannot write into {error.filename and Path(error.filename).parent} "
-            f"({error.strerror}); nothing for {day} was published, {destination.name} is unchanged"
-        ) from error
+    return entries
+
+
+def write_bid_partition(
+    layout: DataLayout,
+    folder: Path,
+    day: dt.date,
+    table: pa.Table,
+    pauses: pa.Table,
+    counts: dict[str, int],
+    rule: BidRule,
+    previous: PreviousDay | None = None,
+    max_rows: int = MAX_EDITOR_ROWS,
+) -> dict:
+    """Write the day's partition into ``folder`` (a staging folder; publishing is the caller's): the
+    keyword table, Astro's pauses, the Editor files of every keyword and of the changed ones, and the
+    manifest (written last). Returns the manifest."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows={max_rows} must be at least 1")
+    pq.write_table(table, layout.bid_keywords_file(folder))
+    pq.write_table(pauses, layout.bid_pauses_file(folder))
+    files = write_editor_files(layout, folder, "bids", table, rule, max_rows)
+    files += write_editor_files(layout, folder, "changes", table.filter(table["changed"]), rule, max_rows)
+    manifest = {
+        "day": day.isoformat(),
+        "previous_day": previous.day.isoformat() if previous else None,
+        "keywords_file": layout.bid_keywords_file(folder).name,
+        "pauses_file": layout.bid_pauses_file(folder).name,
+        "format": {
+            "encoding": "UTF-16LE with byte-order mark",
+            "separator": "tab",
+            "columns": list(EDITOR_COLUMNS),
+            "statuses": list(EDITOR_STATUSES.values()),
+            "max_rows_per_file": max_rows,
+            "split": "one campaign per file, parts of at most max_rows_per_file rows",
+        },
+        "counts": counts,
+        "files": files,
+    }
+    layout.bid_manifest_file(folder).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+@dataclass(frozen=True)
+class BidDay:
+    table: pa.Table
+    counts: dict[str, int]
+    manifest: dict
+    previous: PreviousDay | None
+
+
+def build_bid_partition(
+    layout: DataLayout, day: dt.date, rule: BidRule, folder: Path, max_rows: int = MAX_EDITOR_ROWS
+) -> BidDay:
+    """The stage: read the day's predictions, the report's statuses and the last published day, decide
+    every keyword's row, and write the partition into ``folder``."""
+    previous = previous_day(layout, day)
+    table, pauses, counts = bid_table(keywords_to_bid(layout, day), rule, previous, account_statuses(layout, day))
+    manifest = write_bid_partition(layout, folder, day, table, pauses, counts, rule, previous, max_rows)
+    return BidDay(table, counts, manifest, previous)

@@ -7,6 +7,7 @@ per keyword shard (``stages.spark``). Nothing on this path imports torch (an imp
 
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -17,27 +18,35 @@ from astro_assets.storage import DAILY_PREDICTIONS, PREPROCESSED_FEATURES, DataL
 from astro_assets.storage.layout import part_file_name
 
 
-def write_predictions(
-    spark: SparkSession, layout: DataLayout, day: dt.date, model_bytes: bytes, version: str, batch_rows: int
+def score_day(
+    spark: SparkSession, layout: DataLayout, day: dt.date, model_bytes: bytes, version: str, batch_rows: int, out: Path
 ) -> int:
-    """Publish the predictions of ``day``: one Spark task per file of preprocessed features (one per
-    keyword shard) scores it Arrow batch by Arrow batch; the model's bytes travel as a broadcast.
-    Returns the rows written."""
+    """Write the predictions of ``day`` into the folder ``out`` (a staging folder; publishing is the
+    caller's): one Spark task per file of preprocessed features (one per keyword shard) scores it Arrow
+    batch by Arrow batch; the model's bytes travel as a broadcast. Returns the rows written."""
     source = layout.require_published(PREPROCESSED_FEATURES, day)
     files = [str(path) for path in layout.part_files(source)]
     digest = hashlib.sha256(model_bytes).hexdigest()
     model = spark.sparkContext.broadcast(model_bytes)
+    folder = str(out)
+
+    def score(index: int) -> int:
+        return scoring.score_file(
+            files[index], f"{folder}/{part_file_name(index)}", model.value, digest, version, batch_rows
+        )
+
+    try:
+        return sum(run_shard_tasks(spark, range(len(files)), score).values())
+    finally:
+        model.unpersist()
+
+
+def write_predictions(
+    spark: SparkSession, layout: DataLayout, day: dt.date, model_bytes: bytes, version: str, batch_rows: int
+) -> int:
+    """:func:`score_day` published without checks (tests, the benchmark's references)."""
     with publish_partition(layout.partition_dir(DAILY_PREDICTIONS, day)) as staging:
-        out = str(staging)
-
-        def score(index: int) -> int:
-            return scoring.score_file(
-                files[index], f"{out}/{part_file_name(index)}", model.value, digest, version, batch_rows
-            )
-
-        rows = sum(run_shard_tasks(spark, range(len(files)), score).values())
-    model.unpersist()
-    return rows
+        return score_day(spark, layout, day, model_bytes, version, batch_rows, staging)
 
 
 def prediction_summary(spark: SparkSession, layout: DataLayout, day: dt.date) -> tuple[list[float], float]:

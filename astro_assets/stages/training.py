@@ -1,37 +1,116 @@
-"""``trained_model``: read the training window's partitions and run one training (``model.training``).
+"""``trained_model``: sample the training window where it lies, train on the sample, compare on the
+whole held-out day, and save the candidate (``model.training``, ``model.checkpoint``).
 
-The window's feature days and their next-day raw reports are read through Spark, the candidate is
-trained, compared and described by ``model.training.train_candidate``, then saved as a version of
-``trained_model`` (``model.checkpoint``).
+Nothing of the window is collected to the driver. The training sample (``model.sampling``) is drawn
+by Spark tasks, one per keyword shard and day, that write their rows straight into memory-mapped
+arrays under ``DataLayout.training_sample_dir``; torch and XGBoost train from those arrays. The
+held-out day is compared twice: the gate (``evaluation.gate``) on a uniform sample of its rows
+(``HOLDOUT_GATE_ROWS``), and the reported metrics on every keyword, streamed per shard by the driver
+(``model.heldout``).
+
+Memory (README "Training at scale"): each task holds one stratum's keys and one Parquet batch of
+features (well under 0.5 GB at ``ROWS_PER_SHARD`` keywords a shard); the driver holds the sample
+(``budget`` × 420 bytes of features, memory-mapped, plus 24 bytes a row), XGBoost's copy of it
+(about the same again), the gate rows (``HOLDOUT_GATE_ROWS`` × 420 bytes) and one batch of the
+held-out day: bounded by the budget, not by the keyword count.
 """
 
 import datetime as dt
+import shutil
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pyspark.cloudpickle
 from pyspark.sql import SparkSession
 
 from astro_assets.core.calendar import ONE_DAY
+from astro_assets.core.features import LAGS, N_FEATURES
+from astro_assets.model import sampling
 from astro_assets.model.checkpoint import model_version, save_trained_model
-from astro_assets.model.datasets import TrainingSet, TrainingWindow, concat_sets, labelled_set
-from astro_assets.model.training import TrainedCandidate, TrainingPlan, train_candidate
+from astro_assets.model.datasets import TrainingSet, TrainingWindow
+from astro_assets.model.heldout import evaluate_day
+from astro_assets.model.sampling import BY_CLICKS, BY_ROWS, SAMPLE_COLUMNS, Stratum
+from astro_assets.model.training import TrainedCandidate, TrainingPlan, published_champion, train_candidate
+from astro_assets.stages.spark import run_shard_tasks
 from astro_assets.storage import PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout, MissingPartitionError
 
+# The sampling tasks run on the executors: the module travels by value, like ``core``.
+pyspark.cloudpickle.register_pickle_by_value(sampling)
 
-def load_training_set(spark: SparkSession, layout: DataLayout, days: list[dt.date]) -> TrainingSet:
-    """Each feature day of ``days`` labelled with its next day's observed value per click."""
-    parts = []
+#: Held-out rows the promotion gate compares on (a uniform sample of the held-out day's labelled rows;
+#: every row below this). The reported metrics are over the whole day.
+HOLDOUT_GATE_ROWS = 200_000
+
+
+def day_strata(layout: DataLayout, days: list[dt.date]) -> list[Stratum]:
+    """Every keyword shard of each feature day of ``days`` with the same shard of its next raw day."""
+    strata = []
     for day in days:
-        next_day = day + ONE_DAY
-        features = (
-            spark.read.parquet(str(layout.require_published(PREPROCESSED_FEATURES, day)))
-            .select("keyword_id", "features", "trailing_value_per_click")
-            .toArrow()
-        )
-        raw_path = layout.require_published(RAW_FEATURES, next_day)
-        raw = spark.read.parquet(str(raw_path)).select("keyword_id", "clicks", "conversion_value").toArrow()
-        parts.append(labelled_set(features, raw))
-    return concat_sets(parts)
+        parts = layout.part_files(layout.require_published(PREPROCESSED_FEATURES, day))
+        if not parts:
+            raise MissingPartitionError(f"no part files in {layout.partition_dir(PREPROCESSED_FEATURES, day)}")
+        layout.require_published(RAW_FEATURES, day + ONE_DAY)
+        for shard, path in enumerate(parts):
+            raw = layout.raw_shard_paths(day + ONE_DAY, shard, len(parts))
+            strata.append(Stratum(day.toordinal(), shard, len(parts), str(path), tuple(raw)))
+    return strata
+
+
+def draw_sample(
+    spark: SparkSession,
+    strata: list[Stratum],
+    budget: int,
+    seed: int,
+    folder: Path,
+    by: str = BY_CLICKS,
+    log: Callable[[str], None] = print,
+) -> tuple[TrainingSet, dict]:
+    """The sample of ``budget`` rows of ``strata`` (``model.sampling``) as a :class:`TrainingSet` over
+    memory-mapped files in ``folder``, and its description (rows, labelled rows, seconds)."""
+    started = time.perf_counter()
+    counted = run_shard_tasks(spark, range(len(strata)), lambda i: sampling.count_labelled(strata[i]))
+    counts = [counted[i] for i in range(len(strata))]
+    quotas = sampling.allocate(counts, budget)
+    rows = sum(quotas)
+    log(
+        f"sample: {sum(counts):,} labelled rows in {len(strata)} shard-days; drawing {rows:,} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    features_file, columns_file = str(folder / "features.npy"), str(folder / "columns.npy")
+    # Created (sparse) by the driver, filled by the tasks at their offsets.
+    for path, shape in ((features_file, (rows, LAGS, N_FEATURES)), (columns_file, (rows, len(SAMPLE_COLUMNS)))):
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape).flush()
+    offsets = np.concatenate([[0], np.cumsum(quotas)]).tolist()
+
+    def write(i: int) -> int:
+        return sampling.write_stratum_sample(strata[i], quotas[i], seed, by, features_file, columns_file, offsets[i])
+
+    written = run_shard_tasks(spark, [i for i in range(len(strata)) if quotas[i] > 0], write)
+    wrong = {i: n for i, n in written.items() if n != quotas[i]}
+    if wrong:
+        raise RuntimeError(f"sample in {folder}: shard-days {sorted(wrong)} wrote {wrong} rows, not their quotas")
+    columns = np.load(columns_file)
+    data = TrainingSet(
+        features=np.load(features_file, mmap_mode="r"),
+        target=columns[:, 0].copy(),
+        clicks=columns[:, 2].copy(),
+        trailing_value_per_click=columns[:, 3].copy(),
+        weight=columns[:, 1].copy(),
+    )
+    seconds = time.perf_counter() - started
+    log(f"sample: {rows:,} rows written in {seconds:.0f} s")
+    description = {
+        "rows": rows,
+        "labelled_rows": sum(counts),
+        "shard_days": len(strata),
+        "by": by,
+        "seconds": round(seconds, 2),
+        "bytes": (folder / "features.npy").stat().st_size + (folder / "columns.npy").stat().st_size,
+    }
+    return data, description
 
 
 def resolve_end_date(end_date: dt.date | None, layout: DataLayout) -> dt.date:
@@ -49,28 +128,45 @@ def train_on_window(
     layout: DataLayout,
     end: dt.date,
     plan: TrainingPlan,
+    training_rows: int,
     truth: Callable[[np.ndarray], np.ndarray] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[TrainingWindow, TrainingSet, TrainedCandidate]:
-    """Train on the ``plan.training_days`` feature days before the held-out day ending at ``end``,
-    save the candidate as a ``trained_model`` version and return it with its window and held-out set."""
+    """Train on a sample of ``training_rows`` rows of the ``plan.training_days`` feature days before the
+    held-out day ending at ``end``, save the candidate as a ``trained_model`` version and return it
+    with its window and the held-out rows the gate compared on."""
     window = TrainingWindow.ending(end, plan.training_days)
     layout.require_days(PREPROCESSED_FEATURES, window.feature_days, f"training up to {end}")
-    train_set = load_training_set(spark, layout, window.train_days)
-    holdout = load_training_set(spark, layout, [window.holdout_day])
-    scored = None
-    if truth is not None:
-        scored = spark.read.parquet(str(layout.require_published(PREPROCESSED_FEATURES, window.holdout_day))).toArrow()
-    candidate = train_candidate(
-        window,
-        end,
-        train_set,
-        holdout,
-        plan,
-        lambda model: model_version(model, end),
-        scored_holdout=scored,
-        truth=truth,
-        log=log,
-    )
-    save_trained_model(layout, candidate.version, candidate.model, plan.network, holdout, candidate.record)
+    folder = layout.training_sample_dir(end)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        seed = plan.network.seed
+        train_set, sample = draw_sample(
+            spark, day_strata(layout, window.train_days), training_rows, seed, folder / "train", BY_CLICKS, log
+        )
+        holdout_strata = day_strata(layout, [window.holdout_day])
+        holdout, _ = draw_sample(spark, holdout_strata, HOLDOUT_GATE_ROWS, seed, folder / "holdout", BY_ROWS, log)
+        candidate = train_candidate(
+            window,
+            end,
+            train_set,
+            holdout,
+            plan,
+            lambda model: model_version(model, end),
+            truth=None,
+            log=log,
+            whole_day=lambda predictors: _whole_day(holdout_strata, predictors, truth, log),
+            champion=published_champion(layout),
+        )
+        candidate.record["training_sample"] = {"budget": training_rows, "seed": seed, **sample}
+        candidate.record["training_rows"] = len(train_set)
+        save_trained_model(layout, candidate.version, candidate.model, plan.network, holdout, candidate.record)
+        holdout = TrainingSet(*(np.array(a) for a in holdout.astuple()), weight=np.array(holdout.loss_weight))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return window, holdout, candidate
+
+
+def _whole_day(strata, predictors, truth, log) -> dict[str, float]:
+    metrics, counts = evaluate_day(strata, predictors, truth, log)
+    return {**metrics, **counts}

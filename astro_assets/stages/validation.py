@@ -8,13 +8,14 @@ is a function from :class:`CheckInputs` (Spark, the layout, the bid rule, the da
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import numpy as np
+import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -22,11 +23,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from astro_assets.core import lagging
-from astro_assets.core.bid_rule import BidRule
+from astro_assets.core.bid_rule import KEYWORD_PAIR, PAUSED, BidRule
 from astro_assets.core.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, RAW_COLUMNS
-from astro_assets.stages.bids import EDITOR_MATCH_TYPES
+from astro_assets.stages.bids import EDITOR_MATCH_TYPES, EDITOR_STATUSES, read_editor_files
 from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
+    BID_FILE,
     DAILY_PREDICTIONS,
     PREPROCESSED_FEATURES,
     RAW_FEATURES,
@@ -78,12 +80,12 @@ class Validation:
         return "\n".join(lines)
 
 
-def validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation]) -> Validation:
-    """Run ``expectations`` on a Spark frame with an ephemeral GX context.
-
-    GX computes each expectation's metrics as Spark jobs of their own: the frame is cached for the
-    validation (memory, spilling to disk) so the partition is read once, not once per metric.
-    """
+def validate(frame: DataFrame | pd.DataFrame, name: str, expectations: list[gxe.Expectation]) -> Validation:
+    """Run ``expectations`` on a frame with an ephemeral GX context: a Spark frame (cached for the
+    validation, memory spilling to disk, so the partition is read once and not once per metric), or a
+    small pandas frame of audit totals (``stages.audits``)."""
+    if isinstance(frame, pd.DataFrame):
+        return _validate(frame, name, expectations, len(frame))
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = frame.count()
@@ -92,14 +94,11 @@ def validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation]) -
         frame.unpersist()
 
 
-def _validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation], rows: int) -> Validation:
+def _validate(frame, name: str, expectations: list[gxe.Expectation], rows: int) -> Validation:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_spark(f"{name}_source")
-        .add_dataframe_asset(name)
-        .add_batch_definition_whole_dataframe(f"{name}_batch")
-    )
+    source = context.data_sources.add_pandas if isinstance(frame, pd.DataFrame) else context.data_sources.add_spark
+    batch = source(f"{name}_source").add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}_batch")
     suite = context.suites.add(gx.ExpectationSuite(name=name))
     for expectation in expectations:
         suite.add_expectation(expectation)
@@ -126,23 +125,30 @@ def _validate(frame: DataFrame, name: str, expectations: list[gxe.Expectation], 
 
 @dataclass(frozen=True)
 class CheckInputs:
-    """What a suite may read: Spark, the stored partitions, the bid rule and the day checked."""
+    """What a suite may read: Spark, the partitions, the bid rule and the day checked. ``staged``
+    maps an asset to the staging folder of the partition about to be published (write-audit-publish:
+    the checks read what would be published); every other asset is read as published."""
 
     spark: SparkSession
     layout: DataLayout
     day: dt.date
     rule: BidRule = field(default_factory=BidRule)
+    staged: Mapping[str, Path] = field(default_factory=dict)
+
+    def folder(self, asset: str) -> Path:
+        """The day's folder of ``asset``: the staged one if it is being published, else the published one."""
+        return self.staged.get(asset) or self.layout.require_published(asset, self.day)
 
     def read(self, asset: str) -> DataFrame:
-        """The day's published partition of ``asset`` as a Spark frame."""
-        return self.spark.read.parquet(str(self.layout.require_published(asset, self.day)))
+        """The day's partition of ``asset`` (staged or published) as a Spark frame."""
+        return self.spark.read.parquet(str(self.folder(asset)))
 
 
 @dataclass(frozen=True)
 class Suite:
     """A frame, the expectations it must meet, and counts to show with the results."""
 
-    frame: DataFrame
+    frame: DataFrame | pd.DataFrame
     expectations: list[gxe.Expectation]
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -179,7 +185,7 @@ def raw_metrics_are_consistent(inputs: CheckInputs) -> Suite:
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="clicks", column_B="conversions", or_equal=True),
             gxe.ExpectColumnValuesToBeBetween(column="quality_score", min_value=1, max_value=10),
             gxe.ExpectColumnValuesToBeBetween(column="search_impression_share", min_value=0, max_value=1),
-            gxe.ExpectColumnValuesToBeUnique(column="keyword_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY)),
         ],
     )
 
@@ -201,7 +207,7 @@ def feature_audit(spark: SparkSession, layout: DataLayout, folder: Path, with_at
 
 
 def _audit(inputs: CheckInputs, with_attributes: bool) -> DataFrame:
-    folder = inputs.layout.require_published(PREPROCESSED_FEATURES, inputs.day)
+    folder = inputs.folder(PREPROCESSED_FEATURES)
     return feature_audit(inputs.spark, inputs.layout, folder, with_attributes)
 
 
@@ -233,7 +239,8 @@ def preprocessed_within_range(inputs: CheckInputs) -> Suite:
 
 def preprocessed_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     return Suite(
-        inputs.read(PREPROCESSED_FEATURES).select("keyword_id"), [gxe.ExpectColumnValuesToBeUnique(column="keyword_id")]
+        inputs.read(PREPROCESSED_FEATURES).select(*lagging.KEYWORD_KEY),
+        [gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY))],
     )
 
 
@@ -257,9 +264,9 @@ def predictions_finite_and_non_negative(inputs: CheckInputs) -> Suite:
 def predictions_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     expected = inputs.read(PREPROCESSED_FEATURES).count()
     return Suite(
-        inputs.read(DAILY_PREDICTIONS).select("keyword_id"),
+        inputs.read(DAILY_PREDICTIONS).select(*lagging.KEYWORD_KEY),
         [
-            gxe.ExpectColumnValuesToBeUnique(column="keyword_id"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY)),
             gxe.ExpectTableRowCountToEqual(value=expected),
         ],
         {"keywords_expected": expected},
@@ -270,25 +277,41 @@ def predictions_one_row_per_keyword(inputs: CheckInputs) -> Suite:
 
 
 def read_bid_file(inputs: CheckInputs) -> DataFrame:
-    path = inputs.layout.bid_file(inputs.day)
-    if not path.exists():
-        raise MissingPartitionError(f"no bid file for {inputs.day} at {path}")
-    return (
-        inputs.spark.read.option("header", True).csv(str(path)).withColumn("max_cpc", F.col("Max CPC").cast("double"))
-    )
+    """The day's Google Ads Editor files (every keyword) read back as Editor reads them
+    (``stages.bids.read_editor_files``: UTF-16, tab-separated, the header row), as a Spark frame with
+    the IDs as numbers (``campaign_id``, ``ad_group_id``, ``keyword_id``; null where a cell is not a
+    whole number) and ``max_cpc`` (null where the row writes no bid)."""
+    folder = inputs.folder(BID_FILE)
+    rows = read_editor_files(inputs.layout, folder, "bids")
+    frame = inputs.spark.createDataFrame(rows)  # from Arrow: no pandas copy of the rows
+    for column, name in EDITOR_ID_COLUMNS.items():
+        frame = frame.withColumn(name, F.when(F.col(column).rlike(r"^[0-9]+$"), F.col(column).cast("long")))
+    return frame.withColumn("max_cpc", F.when(F.col("Max CPC") != "", F.col("Max CPC").cast("double")))
+
+
+#: Editor's ID columns and the names the checks give them as numbers.
+EDITOR_ID_COLUMNS = {"Campaign ID": "campaign_id", "Ad group ID": "ad_group_id", "Keyword ID": "keyword_id"}
+
+
+def _prediction_keys(predictions: DataFrame) -> list[str]:
+    """The keyword's identity in the predictions: the pair, or keyword_id alone in older partitions."""
+    return [k for k in KEYWORD_PAIR if k in predictions.columns]
 
 
 def bids_within_floor_and_ceiling(inputs: CheckInputs) -> Suite:
     rule = inputs.rule
+    decimals = max(0, int(round(-np.log10(rule.currency_unit))))
+    money = rf"^([0-9]+\.[0-9]{{{decimals}}})?$" if decimals else r"^[0-9]*$"
     return Suite(
         read_bid_file(inputs),
         [
             *[
                 gxe.ExpectColumnValuesToNotBeNull(column=c)
-                for c in ("Campaign", "Ad group", "Keyword", "Criterion Type")
+                for c in ("Campaign", "Ad group", "Keyword", "Criterion Type", *EDITOR_ID_COLUMNS.values())
             ],
             gxe.ExpectColumnValuesToBeInSet(column="Criterion Type", value_set=list(EDITOR_MATCH_TYPES.values())),
-            gxe.ExpectColumnValuesToNotBeNull(column="max_cpc"),
+            gxe.ExpectColumnValuesToBeInSet(column="Status", value_set=[*EDITOR_STATUSES.values(), ""]),
+            gxe.ExpectColumnValuesToMatchRegex(column="Max CPC", regex=money),
             gxe.ExpectColumnValuesToBeBetween(
                 column="max_cpc", min_value=rule.floor - MONEY_TOLERANCE, max_value=rule.ceiling + MONEY_TOLERANCE
             ),
@@ -298,17 +321,45 @@ def bids_within_floor_and_ceiling(inputs: CheckInputs) -> Suite:
 
 
 def bids_never_above_break_even(inputs: CheckInputs) -> Suite:
-    csv_rows = read_bid_file(inputs).count()
-    folder = inputs.layout.bid_audit_dir(inputs.day)
-    audit = inputs.spark.read.parquet(str(folder)).withColumn(
+    """Row for row, on the Editor files as Editor reads them, joined to the predictions by keyword:
+    no Max CPC above predicted value per click × (1 − margin), and no row that leaves a keyword
+    serving (its Status is not Paused) without a Max CPC, which would leave its live bid in place."""
+    rows = read_bid_file(inputs)
+    predictions = inputs.read(DAILY_PREDICTIONS)
+    keys = _prediction_keys(predictions)
+    joined = rows.join(predictions.select(*keys, "predicted_value_per_click"), on=keys, how="left")
+    frame = joined.withColumn(
         "headroom",
         F.col("predicted_value_per_click").cast("double") * F.lit(1.0 - inputs.rule.target_margin) - F.col("max_cpc"),
+    ).withColumn(
+        "serving_without_bid",
+        F.when((F.col("Status") != EDITOR_STATUSES[PAUSED]) & F.col("max_cpc").isNull(), 1).otherwise(0),
     )
     return Suite(
-        audit,
+        frame,
         [
+            gxe.ExpectColumnValuesToNotBeNull(column="predicted_value_per_click"),
             gxe.ExpectColumnValuesToBeBetween(column="headroom", min_value=-MONEY_TOLERANCE),
-            gxe.ExpectTableRowCountToEqual(value=csv_rows),
+            gxe.ExpectColumnValuesToBeBetween(column="serving_without_bid", min_value=0, max_value=0),
         ],
-        {"csv_rows": csv_rows},
+    )
+
+
+def bids_one_row_per_keyword(inputs: CheckInputs) -> Suite:
+    """Every keyword of the day's predictions has exactly one row in the Editor files, and every row is
+    a keyword of the day (matched on the pair)."""
+    predictions = inputs.read(DAILY_PREDICTIONS)
+    keys = _prediction_keys(predictions)
+    rows = read_bid_file(inputs)
+    editor_rows = rows.count()
+    per_keyword = rows.groupBy(*keys).agg(F.count(F.lit(1)).alias("rows_in_files"))
+    scored = predictions.groupBy(*keys).agg(F.count(F.lit(1)).alias("scored"))
+    frame = scored.join(per_keyword, on=keys, how="full_outer").fillna(0, subset=["rows_in_files", "scored"])
+    return Suite(
+        frame,
+        [
+            gxe.ExpectColumnValuesToBeBetween(column="rows_in_files", min_value=1, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="scored", min_value=1, max_value=1),
+        ],
+        {"editor_rows": editor_rows},
     )

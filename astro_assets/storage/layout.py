@@ -24,6 +24,8 @@ ONNX_MODEL = "onnx_model"
 DAILY_PREDICTIONS = "daily_predictions"
 BID_FILE = "bid_file"
 BACKTEST = "backtest"
+#: The Google Ads API upload of a day's changed bids (its upload log).
+BID_UPLOAD = "bid_upload"
 #: The daily-partitioned assets, in the order a day flows through them.
 DAILY_ASSETS = (RAW_FEATURES, PREPROCESSED_FEATURES, DAILY_PREDICTIONS, BID_FILE)
 
@@ -140,11 +142,32 @@ class DataLayout:
 
     # -- the bid file -----------------------------------------------------------------------------
 
-    def bid_file(self, day: dt.date) -> Path:
-        return self.asset_dir(BID_FILE) / f"{day.isoformat()}.csv"
+    # A day's bids are one partition folder, ``bid_file/date=YYYY-MM-DD/`` (``partition_dir(BID_FILE,
+    # day)``): the keyword table, Astro's pauses, the Google Ads Editor files and their manifest. The
+    # methods take the folder, staged or published.
 
-    def bid_audit_dir(self, day: dt.date) -> Path:
-        return self.asset_dir(BID_FILE) / "audit" / f"date={day.isoformat()}"
+    def bid_keywords_file(self, folder: Path) -> Path:
+        """One row per keyword of the day: its bid, status and whether it changed (the API upload reads it)."""
+        return folder / "keywords.parquet"
+
+    def bid_pauses_file(self, folder: Path) -> Path:
+        """Every keyword Astro has paused and not yet enabled again, scored that day or not."""
+        return folder / "paused_by_astro.parquet"
+
+    def bid_manifest_file(self, folder: Path) -> Path:
+        return folder / "manifest.json"
+
+    def bid_editor_file(self, folder: Path, kind: str, campaign_id: int, part: int) -> Path:
+        """A Google Ads Editor file: ``kind`` ``bids`` (every keyword) or ``changes`` (only what changed),
+        one campaign, part ``part`` (a campaign too large for one file is split)."""
+        return folder / f"{kind}-campaign-{campaign_id}-{part:04d}.csv"
+
+    def bid_editor_files(self, folder: Path, kind: str) -> list[Path]:
+        return sorted(folder.glob(f"{kind}-campaign-*.csv"))
+
+    def bid_upload_log(self, folder: Path) -> Path:
+        """One row per operation sent to the Google Ads API for the day, accepted or with the API's error."""
+        return folder / "upload_log.parquet"
 
     # -- the model --------------------------------------------------------------------------------
 
@@ -166,6 +189,15 @@ class DataLayout:
     def latest_trained_model(self) -> Path:
         """The pointer to the newest trained model version (``{"version": ...}``)."""
         return self.trained_model_dir() / "latest.json"
+
+    def training_sample_dir(self, end: dt.date) -> Path:
+        """The working folder of one training run's sample (``model.sampling``): memory-mapped arrays
+        written by the Spark tasks, removed when the run ends."""
+        return self.trained_model_dir() / f"_sample-{end.isoformat()}"
+
+    def training_budget_curve(self) -> Path:
+        """The measured training budget curve (``astro_assets.cli.training_budget``): JSON and its plot."""
+        return self.trained_model_dir() / "budget_curve.json"
 
     # -- evaluation -------------------------------------------------------------------------------
 

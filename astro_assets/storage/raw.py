@@ -3,31 +3,84 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astro_assets.core.features import RAW_COLUMNS, RAW_SCHEMA
+from astro_assets.core.lagging import SHARD_KEY, SHARD_KEY_METADATA, keyword_shard
 from astro_assets.storage.layout import RAW_FEATURES, DataLayout, shard_count, shard_file_name
-from astro_assets.storage.publish import publish_partition
+from astro_assets.storage.publish import is_published, publish_partition
 
 
-def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> None:
+@dataclass(frozen=True)
+class RawWrite:
+    """What :func:`write_raw_partition` did with a day: whether its content changed (and so was
+    published), and the content hash of the day as stored (the asset's data version)."""
+
+    changed: bool
+    content_hash: str
+
+
+class _Unchanged(Exception):
+    """The staged day is the published day, byte for byte: abandon the staging folder."""
+
+
+def content_hash(folder: Path) -> str:
+    """SHA-256 of a raw partition's content: its shard files' names and bytes, in name order (the
+    shards are the canonical form of the day's table: sorted by shard and keyword, deterministic
+    Parquet). File times play no part. A new pyarrow that writes other bytes for the same table makes
+    each day count as changed once."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("shard-*.parquet")):
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> RawWrite:
     """Publish one day of the report atomically as ``raw_features/date=YYYY-MM-DD/``, split into
-    keyword shards (``keyword_id % shards``), each sorted by keyword id, so that preprocessing reads
-    one shard of every day of the window in one task, without a shuffle."""
+    keyword shards (``core.lagging.keyword_shard`` of the pair (ad group id, keyword id)), each sorted
+    by the pair, so that preprocessing reads one shard of every day of the window in one task,
+    without a shuffle.
+
+    A day whose content is unchanged (same shard files, byte for byte: a re-downloaded day whose late
+    conversions did not move) is left as it is — files, modification times, folder — and reported
+    unchanged; only days whose content changed are replaced."""
+    final = layout.partition_dir(RAW_FEATURES, day)
+    before = content_hash(final) if is_published(final) else None
+    after = ""
+    try:
+        with publish_partition(final) as staging:
+            write_raw_shards(staging, table)
+            after = content_hash(staging)
+            if after == before:
+                raise _Unchanged
+    except _Unchanged:
+        return RawWrite(changed=False, content_hash=after)
+    return RawWrite(changed=True, content_hash=after)
+
+
+def write_raw_shards(folder: Path, table: pa.Table) -> int:
+    """Write one day of the report into ``folder`` (a staging folder: publishing is the caller's) as
+    keyword shards, each sorted by the pair; returns the rows written."""
     table = table.select(list(RAW_COLUMNS)).cast(RAW_SCHEMA)
     shards = shard_count(table.num_rows)
-    ids = table.column("keyword_id").to_numpy()
-    shard = ids % shards
-    order = np.lexsort((ids, shard))
-    table = table.take(pa.array(order))
+    ad_groups, ids = table.column("ad_group_id").to_numpy(), table.column("keyword_id").to_numpy()
+    shard = keyword_shard(ad_groups, ids, shards)
+    order = np.lexsort((ids, ad_groups, shard))
+    table = table.take(pa.array(order)).replace_schema_metadata({SHARD_KEY_METADATA: SHARD_KEY})
     bounds = np.searchsorted(shard[order], np.arange(shards + 1))
-    with publish_partition(layout.partition_dir(RAW_FEATURES, day)) as staging:
-        for s in range(shards):
-            part = table.slice(bounds[s], bounds[s + 1] - bounds[s])
-            pq.write_table(part, staging / shard_file_name(s, shards), compression="zstd")
+    for s in range(shards):
+        part = table.slice(bounds[s], bounds[s + 1] - bounds[s])
+        pq.write_table(part, folder / shard_file_name(s, shards), compression="zstd")
+    return table.num_rows
 
 
 def null_counts(table: pa.Table) -> dict[str, int]:

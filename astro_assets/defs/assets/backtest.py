@@ -1,4 +1,5 @@
-"""``backtest``: the bid policy replayed over past days of the synthetic account (``model.backtest``)."""
+"""``backtest``: every bid policy replayed over test days of the synthetic account, after choosing on
+validation days (``model.backtest``); the published policy is the one the gate chose."""
 
 import datetime as dt
 
@@ -10,7 +11,9 @@ from astro_assets.model.backtest import (
     DEFAULT_DAYS,
     DEFAULT_END,
     DEFAULT_KEYWORDS,
+    POLICY_LABELS,
     BacktestSetup,
+    periods_line,
     run_backtest,
     summary_table,
     targets_met,
@@ -20,12 +23,15 @@ from astro_assets.storage import BACKTEST
 
 
 def profit_plot(figures: dict) -> str:
-    days = [d["day"][5:] for d in figures["per_day"]]
+    test = [d for d in figures["per_day"] if d["period"] == "test"]
+    days = sorted({d["day"] for d in test})
     series = {
-        policy: [d[f"{key}_profit"] for d in figures["per_day"]]
-        for policy, key in (("model", "model"), ("gbdt", "gbdt"), ("naive (trailing mean)", "naive"))
+        policy: [next(d["profit"] for d in test if d["day"] == day and d["policy"] == policy) for day in days]
+        for policy in POLICY_LABELS
     }
-    return line_plot_markdown(series, "held-out day", "profit (value - cost)", "Backtest: profit per day", x=days)
+    return line_plot_markdown(
+        series, "test day", "profit (true value - cost)", "Backtest: profit per day", x=[d[5:] for d in days]
+    )
 
 
 class BacktestConfig(dg.Config):
@@ -34,13 +40,14 @@ class BacktestConfig(dg.Config):
     keywords: int = DEFAULT_KEYWORDS
     days: int = DEFAULT_DAYS
     end_date: str = DEFAULT_END.isoformat()
+    validation_days: int = BacktestSetup.validation_days
 
 
 @dg.asset(
     name=BACKTEST,
     group_name="evaluation",
     kinds={"pytorch", "onnx"},
-    description="Replays the bid policy over past days of the synthetic account: model vs naive profit.",
+    description="Every bid policy replayed over test days of the synthetic account, chosen on validation days.",
 )
 def backtest(
     context: dg.AssetExecutionContext,
@@ -55,17 +62,26 @@ def backtest(
             f"{type(keyword_source).__name__} (unset ASTRO_REPORTS_DIR to run it)"
         )
     setup = BacktestSetup(
-        keywords=config.keywords, days=config.days, end=dt.date.fromisoformat(config.end_date), seed=keyword_source.seed
+        keywords=config.keywords,
+        days=config.days,
+        end=dt.date.fromisoformat(config.end_date),
+        seed=keyword_source.seed,
+        validation_days=config.validation_days,
     )
     figures = run_backtest(setup, bid_policy.to_rule(), log=context.log.info)
     path = storage.layout.backtest_json()
     write_json(path, figures)
     met = targets_met(figures)
-    scalars = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+    scalars = {k: v for k, v in figures.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.float(round(float(v), 4)) for k, v in scalars.items()},
             **{f"target_{k}": dg.MetadataValue.bool(v) for k, v in met.items()},
+            "published_policy": figures["published_policy"],
+            "gate_promoted": dg.MetadataValue.bool(figures["gate_promoted"]),
+            "gate_reason": figures["gate_reason"],
+            "periods": periods_line(figures),
+            "choices": dg.MetadataValue.json(figures["choices"]),
             "summary": dg.MetadataValue.md(summary_table(figures)),
             "profit_per_day": dg.MetadataValue.md(profit_plot(figures)),
             "path": dg.MetadataValue.path(str(path)),

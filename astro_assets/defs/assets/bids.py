@@ -1,72 +1,118 @@
-"""``bid_file``: the day's Max CPC per keyword as a Google Ads Editor CSV (``stages.bids``)."""
+"""``bid_file``: one row per scored keyword (its Max CPC, or Paused) as Google Ads Editor files and the
+keyword table the API upload reads, published as one partition folder (``stages.bids``)."""
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
+from dagster_pyspark import LazyPySparkResource
 
-from astro_assets.core.calendar import ONE_DAY
-from astro_assets.defs.daily import DayResult, materialize_days
+from astro_assets.defs.catalog import model_versions_of_day
+from astro_assets.defs.checks import gates
+from astro_assets.defs.daily import DayResult, gated_check_specs, materialize_days, selected
 from astro_assets.defs.plots import histogram_markdown
 from astro_assets.defs.resources import AstroStorage, BidPolicy
-from astro_assets.stages.bids import BID_FILE_COLUMNS, bid_table, keywords_to_bid, previous_bids, publish_bid_file
-from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES
+from astro_assets.stages.bids import build_bid_partition, editor_rows
+from astro_assets.stages.validation import CheckInputs
+from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
 
 
 def bid_file_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
+    @dg.multi_asset(
         name=BID_FILE,
+        specs=[
+            dg.AssetSpec(
+                BID_FILE,
+                group_name="bidding",
+                kinds={"csv", "parquet"},
+                deps=[DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES],
+                description="Every scored keyword's row, its Max CPC or Paused: Google Ads Editor files (UTF-16, "
+                "tab-separated, one campaign per file, all keywords and the changed ones) with a manifest, and "
+                "keywords.parquet for the API upload, in bid_file/date=YYYY-MM-DD/.",
+                partitions_def=partitions_def,
+            )
+        ],
         partitions_def=partitions_def,
-        group_name="bidding",
-        kinds={"csv"},
-        deps=[DAILY_PREDICTIONS, PREPROCESSED_FEATURES],
-        description="Max CPC per keyword as a Google Ads Editor CSV at bid_file/YYYY-MM-DD.csv (one per partition).",
+        check_specs=gated_check_specs(gates(BID_FILE), partitions_def),
+        can_subset=True,  # its checks can be left out
     )
     def bid_file(
-        context: dg.AssetExecutionContext, storage: AstroStorage, bid_policy: BidPolicy
-    ) -> dg.MaterializeResult:
+        context: dg.AssetExecutionContext,
+        storage: AstroStorage,
+        bid_policy: BidPolicy,
+        pyspark: LazyPySparkResource,
+    ):
         rule = bid_policy.to_rule()
         layout = storage.layout
 
-        def bid_day(day: dt.date) -> DayResult:
-            previous = previous_bids(layout, day)
-            table, counts = bid_table(keywords_to_bid(layout, day), rule, previous)
-            publish_bid_file(layout, day, table)
-            bids = table.column("max_cpc").to_numpy()
-            before_cap = table.column("max_cpc_before_change_cap").to_numpy()
+        def bid_day(day: dt.date, staging: Path) -> DayResult:
+            built = build_bid_partition(layout, day, rule, staging)
+            table = built.table
+            bids = table.filter(table["max_cpc_micros"].to_numpy() > 0)
+            published = bids["max_cpc"].to_numpy()
+            before_cap = bids["max_cpc_before_change_cap"].to_numpy()
+            files = built.manifest["files"]
             return DayResult(
                 table.num_rows,
-                str(layout.bid_file(day)),
-                counts=counts,
+                counts={**built.counts, "editor_files": len(files)},
                 details={
-                    "change_cap_against": (day - ONE_DAY).isoformat()
-                    if previous is not None
-                    else "none (no bids published for the day before)",
-                    "mean_max_cpc": dg.MetadataValue.float(round(float(bids.mean()), 4) if len(bids) else 0.0),
-                    "median_max_cpc": dg.MetadataValue.float(round(float(np.median(bids)), 4) if len(bids) else 0.0),
+                    # The model behind the bids, carried from the day's predictions (defs.catalog).
+                    "model_version": ", ".join(model_versions_of_day(layout, day)),
+                    "change_cap_against": built.previous.day.isoformat()
+                    if built.previous is not None
+                    else "none (no bids published before this day)",
+                    "editor_files": dg.MetadataValue.md(
+                        "| file | rows | bytes |\n|---|---|---|\n"
+                        + "\n".join(f"| {f['name']} | {f['rows']} | {f['bytes']} |" for f in files[:20])
+                        + (f"\n\n{len(files) - 20} more in manifest.json" if len(files) > 20 else "")
+                    ),
+                    "mean_max_cpc": dg.MetadataValue.float(
+                        round(float(published.mean()), 4) if len(published) else 0.0
+                    ),
+                    "median_max_cpc": dg.MetadataValue.float(
+                        round(float(np.median(published)), 4) if len(published) else 0.0
+                    ),
                     "bid_distribution": dg.MetadataValue.md(
                         histogram_markdown(
-                            {"before the change cap": before_cap, "published": bids}, "max CPC", f"Bids of {day}"
+                            {"before the change cap": before_cap, "published": published}, "max CPC", f"Bids of {day}"
                         )
-                        if len(bids)
+                        if len(published)
                         else "no bids"
                     ),
                     "preview": dg.MetadataValue.md(
-                        table.select(list(BID_FILE_COLUMNS)).slice(0, 10).to_pandas().to_markdown(index=False)
+                        editor_rows(table.slice(0, 10), rule).to_pandas().to_markdown(index=False)
                     ),
                 },
             )
 
-        return materialize_days(
-            context,
-            bid_day,
-            extra=lambda run: {
-                "target_margin": dg.MetadataValue.float(rule.target_margin),
-                "max_daily_change": dg.MetadataValue.float(rule.max_daily_change or 0.0),
-                "shrinkage_clicks": dg.MetadataValue.float(rule.shrinkage_clicks),
-                "floor": dg.MetadataValue.float(rule.floor),
-                "ceiling": dg.MetadataValue.float(rule.ceiling),
-            },
-        )
+        try:
+            # Write-audit-publish: the checks read the staged Editor files as Editor would, then the
+            # folder is published; a bid above break-even never reaches the published folder.
+            yield from materialize_days(
+                context,
+                destination=lambda day: layout.partition_dir(BID_FILE, day),
+                stage=bid_day,
+                gates=selected(context, gates(BID_FILE)),
+                check_inputs=lambda day, staging: CheckInputs(
+                    pyspark.spark_session, layout, day, rule, staged={BID_FILE: staging}
+                ),
+                extra=lambda run: {
+                    "target_margin": dg.MetadataValue.float(rule.target_margin),
+                    "max_daily_change": dg.MetadataValue.float(rule.max_daily_change or 0.0),
+                    "shrinkage_clicks": dg.MetadataValue.float(rule.shrinkage_clicks),
+                    "floor": dg.MetadataValue.float(rule.floor),
+                    "ceiling": dg.MetadataValue.float(rule.ceiling),
+                },
+            )
+        except PermissionError as error:
+            where = Path(error.filename).parent if error.filename else layout.asset_dir(BID_FILE)
+            match = re.search(r"date=(\d{4}-\d{2}-\d{2})", str(error.filename or ""))
+            when = match.group(1) if match else "the partition"
+            raise PermissionError(
+                f"bid_file {when}: cannot write into {where} ({error.strerror}); nothing for {when} was "
+                f"published, the previous version is unchanged"
+            ) from error
 
     return bid_file

@@ -3,14 +3,18 @@ with the throughput check of the original one-hour SLA."""
 
 import datetime as dt
 import math
+import time
+from pathlib import Path
 
 import dagster as dg
-from dagster_pyspark import PySparkResource
+from dagster_pyspark import LazyPySparkResource
 
-from astro_assets.defs.daily import DailyRun, DayResult, materialize_days
+from astro_assets.defs.checks import gates
+from astro_assets.defs.daily import DailyRun, DayResult, gated_check_specs, materialize_days, selected
 from astro_assets.defs.resources import AstroStorage
 from astro_assets.model.registry import read_model
-from astro_assets.stages.predict import prediction_summary, write_predictions
+from astro_assets.stages.predict import prediction_summary, score_day
+from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import DAILY_PREDICTIONS, ONNX_MODEL, PREPROCESSED_FEATURES
 
 SLA_KEYWORDS = 10_000_000
@@ -42,52 +46,74 @@ def sla_check_result(rows: int, rows_per_second: float) -> dg.AssetCheckResult:
     )
 
 
-def _rate(run: DailyRun) -> float:
-    return run.rows / run.seconds if run.seconds > 0 else 0.0
-
-
 def daily_predictions_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
+    @dg.multi_asset(
         name=DAILY_PREDICTIONS,
+        specs=[
+            dg.AssetSpec(
+                DAILY_PREDICTIONS,
+                group_name="bidding",
+                kinds={"spark", "onnx", "parquet"},
+                deps=[PREPROCESSED_FEATURES, ONNX_MODEL],
+                description="Predicted value per click of every keyword of the day, scored by onnxruntime in Spark.",
+                partitions_def=partitions_def,
+            )
+        ],
         partitions_def=partitions_def,
-        group_name="bidding",
-        kinds={"spark", "onnx", "parquet"},
         pool="spark",
-        deps=[PREPROCESSED_FEATURES, ONNX_MODEL],
-        description="Predicted value per click of every keyword of the day, scored by onnxruntime in Spark.",
+        can_subset=True,  # its checks can be left out (history builds select the asset without them)
         check_specs=[
+            *gated_check_specs(gates(DAILY_PREDICTIONS), partitions_def),
             dg.AssetCheckSpec(
                 SLA_CHECK,
                 asset=DAILY_PREDICTIONS,
                 description="The measured throughput scores 10M keywords within an hour (the original SLA).",
-            )
+            ),
         ],
     )
-    def daily_predictions(
-        context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: PySparkResource
-    ) -> dg.MaterializeResult:
+    def daily_predictions(context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: LazyPySparkResource):
         spark = pyspark.spark_session
         layout = storage.layout
         model_bytes, description = read_model(layout)
         version = description["astro.model_version"]
         batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+        scoring_seconds = 0.0
 
-        def score_day(day: dt.date) -> DayResult:
-            rows = write_predictions(spark, layout, day, model_bytes, version, batch_rows)
-            return DayResult(rows, str(layout.partition_dir(DAILY_PREDICTIONS, day)))
+        def score(day: dt.date, staging: Path) -> DayResult:
+            nonlocal scoring_seconds
+            started = time.perf_counter()
+            rows = score_day(spark, layout, day, model_bytes, version, batch_rows, staging)
+            scoring_seconds += time.perf_counter() - started
+            return DayResult(rows)
+
+        def rate(run: DailyRun) -> float:
+            """Rows scored per second of scoring (the checks' time is reported apart)."""
+            return run.rows / scoring_seconds if scoring_seconds > 0 else 0.0
 
         def summary(run: DailyRun) -> dict:
             quantiles, mean = prediction_summary(spark, layout, run.days[-1])
-            projected = SLA_KEYWORDS / _rate(run) if _rate(run) else math.inf
+            projected = SLA_KEYWORDS / rate(run) if rate(run) else math.inf
             return {
+                "scoring_seconds": dg.MetadataValue.float(round(scoring_seconds, 3)),
+                "rows_per_second": dg.MetadataValue.float(round(rate(run), 1)),
                 "projected_seconds_for_10m": dg.MetadataValue.float(round(projected, 1)),
                 "model_version": version,
                 "prediction_p10_p50_p90": dg.MetadataValue.json(quantiles),
                 "prediction_mean": dg.MetadataValue.float(mean),
             }
 
-        return materialize_days(
-            context, score_day, extra=summary, check_results=lambda run: [sla_check_result(run.rows, _rate(run))]
+        yield from materialize_days(
+            context,
+            destination=lambda day: layout.partition_dir(DAILY_PREDICTIONS, day),
+            stage=score,
+            gates=selected(context, gates(DAILY_PREDICTIONS)),
+            check_inputs=lambda day, staging: CheckInputs(spark, layout, day, staged={DAILY_PREDICTIONS: staging}),
+            extra=summary,
+            after=lambda run: [sla_check_result(run.rows, rate(run))] if SLA_CHECK in selected_names(context) else [],
         )
 
     return daily_predictions
+
+
+def selected_names(context: dg.AssetExecutionContext) -> set[str]:
+    return {key.name for key in context.selected_asset_check_keys}
