@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from astro_assets.cli.ingest import account_today
+from astro_assets.core.calendar import account_today
 from astro_assets.defs import build_definitions
 from astro_assets.settings import SettingsError, load_settings
 from astro_assets.sources.google_ads_report import IngestError, ingest

@@ -346,32 +346,36 @@ def test_the_check_sees_every_row_of_a_large_day(spark, tmp_path):
     assert read_editor_files(layout, layout.partition_dir(BID_FILE, DAY)).num_rows == 600
 
 
-def test_the_asset_publishes_one_folder_and_its_three_checks_pass(spark, tmp_path, dagster_instance):
-    """The bid_file asset and its checks through a real Dagster instance: the folder is published with
-    its marker, the metadata counts the pauses, the three blocking checks run on the published files."""
+def _materialize_bid_file(layout: DataLayout, instance):
     import dagster as dg
     from dagster_pyspark import LazyPySparkResource
 
     from astro_assets.defs.assets.bids import bid_file_asset
-    from astro_assets.defs.checks import CHECK_SPECS, gx_asset_check
     from astro_assets.defs.partitions import daily_partitions
     from astro_assets.defs.resources import AstroStorage, BidPolicy
-    from astro_assets.storage.publish import is_published
 
-    layout = DataLayout(tmp_path / "data")
-    write_day(layout, DAY, {**EVERYONE, (70, 12): 0.01})
-    partitions = daily_partitions("2026-01-01")
-    checks = [gx_asset_check(spec, partitions) for spec in CHECK_SPECS if spec.asset == BID_FILE]
-    result = dg.materialize(
-        [bid_file_asset(partitions), *checks],
+    return dg.materialize(
+        [bid_file_asset(daily_partitions("2026-01-01"))],
         partition_key=DAY.isoformat(),
-        instance=dagster_instance,
+        instance=instance,
         resources={
             "storage": AstroStorage(data_dir=str(layout.root)),
             "bid_policy": BidPolicy(shrinkage_clicks=0.0),
             "pyspark": LazyPySparkResource(spark_config={"spark.master": "local[1]"}),
         },
+        raise_on_error=False,
     )
+
+
+def test_the_asset_publishes_one_folder_and_its_three_checks_pass(spark, tmp_path, dagster_instance):
+    """The bid_file asset through a real Dagster instance: its three blocking checks run on the staged
+    files (write-audit-publish), then the folder is published with its marker; the metadata counts the
+    pauses."""
+    from astro_assets.storage.publish import is_published
+
+    layout = DataLayout(tmp_path / "data")
+    write_day(layout, DAY, {**EVERYONE, (70, 12): 0.01})
+    result = _materialize_bid_file(layout, dagster_instance)
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == dict.fromkeys(CHECKS, True)
     folder = layout.partition_dir(BID_FILE, DAY)
@@ -380,3 +384,36 @@ def test_the_asset_publishes_one_folder_and_its_three_checks_pass(spark, tmp_pat
     assert metadata["keywords"].value == len(KEYWORDS) and metadata["paused"].value == 1
     assert metadata["path"].value == str(folder)
     assert rows_by_keyword(layout, DAY)[(70, 12)]["Status"] == "Paused"
+
+
+def test_a_bid_above_break_even_in_the_staged_file_is_never_published(spark, tmp_path, dagster_instance, monkeypatch):
+    """Write-audit-publish for the bid file: a Max CPC above break-even written into the staged Editor
+    file fails the check on the staged files and the run; the previous day's folder stays as it was;
+    the next good run publishes."""
+    from astro_assets.defs.assets import bids as bids_asset
+
+    layout = DataLayout(tmp_path / "data")
+    write_day(layout, DAY, EVERYONE)
+    assert _materialize_bid_file(layout, dagster_instance).success
+    folder = layout.partition_dir(BID_FILE, DAY)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+    real = bids_asset.build_bid_partition
+
+    def above_break_even(layout_, day, rule, staging, *args, **kwargs):
+        built = real(layout_, day, rule, staging, *args, **kwargs)
+        rewrite(
+            layout_.bid_editor_files(staging, "bids")[0], lambda rows: [{**rows[0], "Max CPC": "1.61"}, *rows[1:]]
+        )  # break-even is 1.60
+        return built
+
+    monkeypatch.setattr(bids_asset, "build_bid_partition", above_break_even)
+    failed = _materialize_bid_file(layout, dagster_instance)
+    assert not failed.success
+    message = failed.get_step_failure_events()[0].step_failure_data.error.message
+    assert "bid_file_never_bids_above_break_even" in message and "nothing for 2026-05-04 was published" in message
+    evaluations = {e.check_name: e.passed for e in failed.get_asset_check_evaluations()}
+    assert evaluations["bid_file_never_bids_above_break_even"] is False
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())} == before
+
+    monkeypatch.setattr(bids_asset, "build_bid_partition", real)
+    assert _materialize_bid_file(layout, dagster_instance).success

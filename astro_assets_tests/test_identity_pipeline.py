@@ -13,6 +13,7 @@ from astro_assets.core.bid_rule import BidRule
 from astro_assets.core.calendar import lag_window
 from astro_assets.core.features import LAGS
 from astro_assets.sources import synthetic
+from astro_assets.stages import audits
 from astro_assets.stages import validation as v
 from astro_assets.stages.bids import build_bid_partition
 from astro_assets.stages.predict import write_predictions
@@ -67,9 +68,9 @@ def test_a_criterion_in_two_ad_groups_is_two_keywords_with_two_bids(spark, tmp_p
 
     inputs = v.CheckInputs(spark, layout, DAY)
     for name, suite in (
-        ("preprocessed_features_one_row_per_keyword", v.preprocessed_one_row_per_keyword),
-        ("daily_predictions_one_row_per_keyword", v.predictions_one_row_per_keyword),
-        ("raw_features_metrics_are_consistent", v.raw_metrics_are_consistent),
+        ("preprocessed_features_one_row_per_keyword", audits.preprocessed_one_row_per_keyword),
+        ("daily_predictions_one_row_per_keyword", audits.predictions_one_row_per_keyword),
+        ("raw_features_metrics_are_consistent", audits.raw_metrics_are_consistent),
     ):
         validation, _ = v.run_suite(name, suite, inputs)
         assert validation.success, (name, validation.results)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from astro_assets.cli.environment import require_java
-from astro_assets.core.calendar import ONE_DAY
+from astro_assets.core.calendar import ONE_DAY, account_today
 from astro_assets.settings import Settings, load_settings
 
 #: Keywords of the sample day (``ASTRO_CI_KEYWORDS``): enough clicks on the held-out day for the
@@ -91,11 +91,11 @@ def report(outcomes: list[Outcome], errors: list[str] = ()) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="astro-ci-checks", description=__doc__.splitlines()[0])
-    parser.add_argument("--date", help="sample day (YYYY-MM-DD); default: yesterday, UTC")
+    parser.add_argument("--date", help="sample day (YYYY-MM-DD); default: yesterday in the account's time zone")
     parser.add_argument("--data-dir", help="check this data folder instead of a fresh temporary one")
     args = parser.parse_args(argv)
-    day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - ONE_DAY
     settings = load_settings()
+    day = dt.date.fromisoformat(args.date) if args.date else account_today(settings.account_timezone) - ONE_DAY
     if args.data_dir:
         return report(*check_stored_day(day, dataclasses.replace(settings, data_dir=args.data_dir)))
     keywords = int(os.environ.get("ASTRO_CI_KEYWORDS") or CI_KEYWORDS)

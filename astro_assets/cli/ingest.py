@@ -9,10 +9,10 @@ import argparse
 import datetime as dt
 import os
 import sys
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from astro_assets.core.calendar import account_today
 from astro_assets.settings import Settings, SettingsError, load_settings
 from astro_assets.sources.google_ads_report import IngestError, IngestSummary, ingest
 from astro_assets.sources.report_numbers import LOCALES
@@ -47,11 +47,6 @@ def _report_materialization(layout: DataLayout, day: dt.date, table: pa.Table, w
                 tags={DATA_VERSION_TAGS[0]: write.content_hash[:16], DATA_VERSION_TAGS[1]: "true"},
             )
         )
-
-
-def account_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
-    """The account's current date: a day is over once this date is past it."""
-    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone)).date()
 
 
 def summary_lines(summary: IngestSummary) -> list[str]:

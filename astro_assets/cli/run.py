@@ -14,7 +14,7 @@ import time
 import dagster as dg
 
 from astro_assets.cli.environment import require_java
-from astro_assets.core.calendar import ONE_DAY, day_range
+from astro_assets.core.calendar import ONE_DAY, account_today, day_range
 from astro_assets.core.features import LAGS
 from astro_assets.defs.freshness import FRESHNESS_CHECKS
 from astro_assets.defs.jobs import SPARK_TAG
@@ -92,7 +92,7 @@ def instance_from_env() -> dg.DagsterInstance:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", help="day to bid from (YYYY-MM-DD); default: yesterday, UTC")
+    parser.add_argument("--date", help="day to bid from (YYYY-MM-DD); default: yesterday in the account's time zone")
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     args = parser.parse_args(argv)
     try:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         raise SystemExit(f"astro: {error}") from None
     require_java()
-    day = dt.date.fromisoformat(args.date) if args.date else dt.datetime.now(dt.UTC).date() - ONE_DAY
+    day = dt.date.fromisoformat(args.date) if args.date else account_today(settings.account_timezone) - ONE_DAY
     started = time.perf_counter()
     # Each step with the run's elapsed time: at 10M keywords the history alone takes minutes.
     evaluations = materialize_day(

@@ -1,6 +1,7 @@
 """Day ranges, computed one way everywhere: partitions, lag windows, training windows, backtests."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -18,3 +19,8 @@ def days_ending(last: dt.date, count: int) -> list[dt.date]:
 def lag_window(day: dt.date, lags: int) -> list[dt.date]:
     """The days whose raw reports make up the lagged features of ``day``: ``day-lags+1 .. day``."""
     return days_ending(day, lags)
+
+
+def account_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
+    """The account's current date in its time zone (IANA name): a day is over once this date is past it."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone)).date()

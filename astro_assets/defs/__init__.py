@@ -12,7 +12,6 @@ from astro_assets.defs.assets.raw import raw_features_asset
 from astro_assets.defs.assets.upload import bid_upload_asset, bid_upload_checks, bid_upload_job_and_schedule
 from astro_assets.defs.automation import automation_sensor, with_automation
 from astro_assets.defs.catalog import apply_catalog
-from astro_assets.defs.checks import asset_checks
 from astro_assets.defs.freshness import freshness_checks, freshness_sensor
 from astro_assets.defs.google_ads import google_ads_configured, google_ads_resources
 from astro_assets.defs.jobs import build_jobs
@@ -39,15 +38,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ]
     # Owners, tags, code versions, column schemas, and the late-data automation conditions, on every asset.
     assets = with_automation(apply_catalog(assets))
-    checks = asset_checks(partitions)
-    jobs, schedules = build_jobs(partitions, checks, settings.daily_run_hour)
+    jobs, schedules = build_jobs(partitions, settings.daily_run_hour)
     deadlines = freshness_checks(partitions, settings.daily_run_hour)
     if google_ads_configured():
         upload_job, upload_schedule = bid_upload_job_and_schedule((settings.daily_run_hour + 2) % 24)
         jobs, schedules = [*jobs, upload_job], [*schedules, upload_schedule]
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*checks, *deadlines, *bid_upload_checks(partitions)],
+        asset_checks=[*deadlines, *bid_upload_checks(partitions)],
         jobs=jobs,
         schedules=schedules,
         sensors=[

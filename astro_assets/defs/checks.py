@@ -13,7 +13,7 @@ import dagster as dg
 
 from astro_assets.stages import audits as a
 from astro_assets.stages import validation as v
-from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, partition_date
+from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -150,37 +150,3 @@ def failure_summary(spec: CheckSpec, validation: v.Validation) -> str:
 def gates(asset: str) -> tuple[CheckSpec, ...]:
     """The checks an asset runs on its staged partition before publishing it."""
     return tuple(spec for spec in CHECK_SPECS if spec.asset == asset)
-
-
-def gx_asset_check(spec: CheckSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    """The Dagster asset check that runs ``spec.suite`` on the partition's day."""
-
-    @dg.asset_check(
-        name=spec.name,
-        asset=spec.asset,
-        partitions_def=partitions_def,
-        blocking=spec.severity == ERROR,
-        description=spec.description,
-        required_resource_keys={"storage", "pyspark", *(["bid_policy"] if spec.uses_bid_policy else [])},
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        resources = context.resources
-        inputs = v.CheckInputs(
-            spark=resources.pyspark.spark_session,
-            layout=resources.storage.layout,
-            day=partition_date(context.partition_key),
-            **({"rule": resources.bid_policy.to_rule()} if spec.uses_bid_policy else {}),
-        )
-        validation, counts = v.run_suite(spec.name, spec.suite, inputs)
-        return check_result(spec, validation, counts)
-
-    return _check
-
-
-#: Assets whose checks run inside their own step, on the staged partition (write-audit-publish).
-GATED_ASSETS = (RAW_FEATURES, PREPROCESSED_FEATURES, DAILY_PREDICTIONS, BID_FILE)
-
-
-def asset_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    """The checks defined apart from their asset (run after it, on what it published)."""
-    return [gx_asset_check(spec, partitions_def) for spec in CHECK_SPECS if spec.asset not in GATED_ASSETS]

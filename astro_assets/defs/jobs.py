@@ -9,12 +9,11 @@ TRAINING_ASSETS = (TRAINED_MODEL, ONNX_MODEL)
 #: Runs carrying this tag are limited by the instance's run queue (dagster_home/dagster.yaml).
 SPARK_TAG = {"astro/spark": "true"}
 DAILY_BID_JOB = "daily_bid_job"
-DAILY_CHECKS_JOB = "daily_checks_job"
 TRAINING_JOB = "training_job"
 
 
 def build_jobs(
-    partitions_def: dg.PartitionsDefinition, checks: list[dg.AssetChecksDefinition], daily_run_hour: int = 6
+    partitions_def: dg.PartitionsDefinition, daily_run_hour: int = 6
 ) -> tuple[list, list[dg.ScheduleDefinition]]:
     daily_bid_job = dg.define_asset_job(
         DAILY_BID_JOB,
@@ -23,14 +22,6 @@ def build_jobs(
         tags=SPARK_TAG,
         executor_def=dg.in_process_executor,
         description="One day: raw report -> lagged features -> predictions -> bid file, with every check.",
-    )
-    daily_checks_job = dg.define_asset_job(
-        DAILY_CHECKS_JOB,
-        selection=dg.AssetSelection.checks(*checks),
-        partitions_def=partitions_def,
-        tags=SPARK_TAG,
-        executor_def=dg.in_process_executor,
-        description="Every separately defined check on a stored day, nothing materialised (CI, re-checks).",
     )
     training_job = dg.define_asset_job(
         TRAINING_JOB,
@@ -53,4 +44,4 @@ def build_jobs(
         cron_schedule="0 4 * * 1",
         execution_timezone="UTC",
     )
-    return [daily_bid_job, daily_checks_job, training_job], [daily_bid_schedule, training_schedule]
+    return [daily_bid_job, training_job], [daily_bid_schedule, training_schedule]

@@ -25,6 +25,7 @@ from typing import Any
 
 import dagster as dg
 
+from astro_assets.core import calendar
 from astro_assets.defs.resources import GoogleAdsReportFolder, KeywordSource
 from astro_assets.sources.report_index import REPORT_INDEX, IndexedReport
 from astro_assets.storage import RAW_FEATURES
@@ -90,9 +91,7 @@ def plan_report_runs(entries: list[IndexedReport], seen: dict[str, str]) -> Repo
 
 def account_today(partitions_def: dg.TimeWindowPartitionsDefinition, now: dt.datetime | None = None) -> dt.date:
     """Today in the partitions' time zone (the account's): a day not over there is not a partition."""
-    from zoneinfo import ZoneInfo
-
-    return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(partitions_def.timezone)).date()
+    return calendar.account_today(partitions_def.timezone, now)
 
 
 def reports_sensor(partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.SensorDefinition:

@@ -1,4 +1,5 @@
-"""The Great Expectations suites behind the asset checks, and the one way they are run.
+"""The one way Great Expectations runs (``validate``, ``run_suite``), what a suite may read
+(``CheckInputs``), and the bid-file suites (the daily partitions' suites are in ``stages.audits``).
 
 GX 1.x is called directly with an ephemeral context (``dagster-ge`` requires GX < 1.0). Each suite
 is a function from :class:`CheckInputs` (Spark, the layout, the bid rule, the day) to a
@@ -20,36 +21,18 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
 
-from astro_assets.core import lagging
 from astro_assets.core.bid_rule import KEYWORD_PAIR, PAUSED, BidRule
-from astro_assets.core.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, RAW_COLUMNS
 from astro_assets.stages.bids import EDITOR_MATCH_TYPES, EDITOR_STATUSES, read_editor_files
-from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
     BID_FILE,
     DAILY_PREDICTIONS,
-    PREPROCESSED_FEATURES,
-    RAW_FEATURES,
     DataLayout,
-    MissingPartitionError,
 )
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
-AUDIT_DDL = from_arrow_schema(lagging.AUDIT_SCHEMA)
-NUMERIC_AUDIT_DDL = from_arrow_schema(lagging.NUMERIC_AUDIT_SCHEMA)
 
-#: Share of nulls tolerated per raw column before the null check warns (README "Checks").
-RAW_NULL_TOLERANCE: dict[str, float] = {
-    **{column: 0.0 for column in RAW_COLUMNS},
-    "conversion_value": 0.10,
-    "quality_score": 0.30,
-    "search_impression_share": 0.20,
-}
-#: A predicted value per click above this is treated as broken, not as a great keyword.
-MAX_PLAUSIBLE_VALUE_PER_CLICK = 10_000.0
 #: Slack for comparing a two-decimal bid with a float prediction.
 MONEY_TOLERANCE = 1e-9
 
@@ -158,119 +141,6 @@ def run_suite(
 ) -> tuple[Validation, dict[str, int]]:
     built = suite(inputs)
     return validate(built.frame, name, built.expectations), built.counts
-
-
-# -- raw_features ---------------------------------------------------------------------------------
-
-
-def raw_nulls_within_tolerance(inputs: CheckInputs) -> Suite:
-    return Suite(
-        inputs.read(RAW_FEATURES),
-        [
-            gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - tolerance)
-            for column, tolerance in RAW_NULL_TOLERANCE.items()
-        ],
-    )
-
-
-def raw_metrics_are_consistent(inputs: CheckInputs) -> Suite:
-    return Suite(
-        inputs.read(RAW_FEATURES),
-        [
-            *[
-                gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0)
-                for c in ("impressions", "clicks", "cost_micros", "conversions", "conversion_value")
-            ],
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="impressions", column_B="clicks", or_equal=True),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="clicks", column_B="conversions", or_equal=True),
-            gxe.ExpectColumnValuesToBeBetween(column="quality_score", min_value=1, max_value=10),
-            gxe.ExpectColumnValuesToBeBetween(column="search_impression_share", min_value=0, max_value=1),
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY)),
-        ],
-    )
-
-
-# -- preprocessed_features --------------------------------------------------------------------------
-
-
-def feature_audit(spark: SparkSession, layout: DataLayout, folder: Path, with_attributes: bool = True) -> DataFrame:
-    """The preprocessed partition at ``folder`` with its feature arrays replaced by per-row counts
-    (``lagging.audit_features``: present, length, null/NaN values, values out of range), computed
-    with numpy in one Spark task per file; the arrays never cross into the JVM."""
-    files = [str(path) for path in layout.parquet_files(folder)]
-    if not files:
-        raise MissingPartitionError(f"no Parquet files in {folder}")
-    lower = np.array([f.lower for f in FEATURES])
-    upper = np.array([f.upper for f in FEATURES])
-    schema = AUDIT_DDL if with_attributes else NUMERIC_AUDIT_DDL
-    return map_files(spark, files, lambda path: lagging.audit_file(path, lower, upper, with_attributes), schema)
-
-
-def _audit(inputs: CheckInputs, with_attributes: bool) -> DataFrame:
-    folder = inputs.folder(PREPROCESSED_FEATURES)
-    return feature_audit(inputs.spark, inputs.layout, folder, with_attributes)
-
-
-def preprocessed_no_nulls(inputs: CheckInputs) -> Suite:
-    return Suite(
-        _audit(inputs, with_attributes=True),
-        [
-            *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("keyword_id", *KEYWORD_ATTRIBUTES)],
-            gxe.ExpectColumnValuesToBeInSet(column="features_present", value_set=[True]),
-            gxe.ExpectColumnValuesToBeBetween(column="missing_feature_values", min_value=0, max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="feature_values", min_value=FEATURE_VECTOR_LENGTH, max_value=FEATURE_VECTOR_LENGTH
-            ),
-            gxe.ExpectColumnValuesToNotBeNull(column="trailing_value_per_click"),
-        ],
-    )
-
-
-def preprocessed_within_range(inputs: CheckInputs) -> Suite:
-    return Suite(
-        _audit(inputs, with_attributes=False),
-        [
-            gxe.ExpectColumnValuesToBeBetween(column="out_of_range_feature_values", min_value=0, max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="trailing_value_per_click", min_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="clicks_in_window", min_value=0),
-        ],
-    )
-
-
-def preprocessed_one_row_per_keyword(inputs: CheckInputs) -> Suite:
-    return Suite(
-        inputs.read(PREPROCESSED_FEATURES).select(*lagging.KEYWORD_KEY),
-        [gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY))],
-    )
-
-
-# -- daily_predictions ------------------------------------------------------------------------------
-
-
-def predictions_finite_and_non_negative(inputs: CheckInputs) -> Suite:
-    return Suite(
-        inputs.read(DAILY_PREDICTIONS),
-        [
-            gxe.ExpectColumnValuesToNotBeNull(column="predicted_value_per_click"),
-            # Spark orders NaN above every number, so the upper bound also catches NaN and +inf.
-            gxe.ExpectColumnValuesToBeBetween(
-                column="predicted_value_per_click", min_value=0, max_value=MAX_PLAUSIBLE_VALUE_PER_CLICK
-            ),
-            gxe.ExpectColumnValuesToNotBeNull(column="model_version"),
-        ],
-    )
-
-
-def predictions_one_row_per_keyword(inputs: CheckInputs) -> Suite:
-    expected = inputs.read(PREPROCESSED_FEATURES).count()
-    return Suite(
-        inputs.read(DAILY_PREDICTIONS).select(*lagging.KEYWORD_KEY),
-        [
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=list(lagging.KEYWORD_KEY)),
-            gxe.ExpectTableRowCountToEqual(value=expected),
-        ],
-        {"keywords_expected": expected},
-    )
 
 
 # -- bid_file -------------------------------------------------------------------------------------
