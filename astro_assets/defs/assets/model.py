@@ -156,7 +156,10 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
         context.log.warning(
             f"onnx_model: publishing the trailing-mean baseline {version}: {record['promotion_reason']}"
         )
-    elif record.get("promote") is not True:  # a missing decision never publishes
+    elif record.get("promote") is not True and record.get("publish") != "model":
+        # The champion stays (or the gate made no decision: a missing decision never publishes). The gate
+        # may also choose the candidate without promoting it: the best policy on validation could not be
+        # shipped (XGBoost, the analyst) and the candidate is the best one that can.
         return keep_previous_model(
             context, layout, version, record.get("promotion_reason", "the record has no promotion decision")
         )
@@ -173,7 +176,7 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
-            "promoted": dg.MetadataValue.bool(published_policy == "model"),
+            "promoted": dg.MetadataValue.bool(record.get("promote") is True),
             "published_policy": published_policy,
             "promotion_reason": record.get("promotion_reason", ""),
             "opset": dg.MetadataValue.int(OPSET),
