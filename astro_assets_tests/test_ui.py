@@ -46,6 +46,7 @@ GRAPH_ASSETS = (
     "onnx_model",
     "daily_predictions",
     "bid_file",
+    "bid_upload",
     "backtest",
 )
 KEYWORDS = 5_000  # enough clicks on the held-out day for the promotion gate to be decisive (README)

@@ -43,7 +43,7 @@ def bid_upload_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
     @dg.asset(
         name=BID_UPLOAD,
         partitions_def=partitions_def,
-        group_name="bidding",
+        group_name="publishing",  # apart from the daily bid assets: it needs API credentials
         kinds={"googleads", "parquet"},
         deps=[BID_FILE],
         description=(
