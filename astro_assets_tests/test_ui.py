@@ -194,10 +194,10 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
     assert editor and editor[0].read_bytes()[2:].decode("utf-16-le").startswith("Campaign ID\tCampaign\t")
 
     _open(page, f"{base}/assets/bid_file?partition={DAY}")
-    metadata = page.locator("table", has_text="paused_below_floor")
-    expect(metadata.get_by_text(str(bid_file))).to_be_visible()
-    expect(metadata.get_by_role("row", name="bids")).to_be_visible()
-    expect(metadata.get_by_role("row").filter(has_text="model_version")).to_be_visible()  # carried from predictions
+    metadata = page.locator("table", has_text="paused_below_floor").first
+    expect(metadata.get_by_text(str(bid_file)).first).to_be_visible()  # `path`, and `dagster/uri` beside it
+    expect(metadata.get_by_role("row", name="bids").first).to_be_visible()
+    expect(metadata.get_by_role("row").filter(has_text="model_version").first).to_be_visible()  # from predictions
     page.screenshot(path=ARTIFACTS / "bid-file.png", full_page=True)
     _see_plot(page, metadata, "bid_distribution")
     page.get_by_role("tab", name="Checks").click()
