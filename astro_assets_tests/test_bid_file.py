@@ -251,7 +251,7 @@ def failing_checks(spark, layout: DataLayout) -> dict[str, list[str]]:
     for name, suite in CHECKS.items():
         validation, _ = v.run_suite(name, suite, inputs)
         if not validation.success:
-            failed[name] = [f"{r['column']}={r['unexpected_count']}" for r in validation.results if not r["success"]]
+            failed[name] = [f"{r['column']}={r['observed_value']}" for r in validation.results if not r["success"]]
     return failed
 
 
@@ -286,7 +286,7 @@ def test_a_bid_above_break_even_fails(spark, published):
         _first(published)[0],
         lambda rows: [{**r, "Max CPC": "1.61"} if r["Keyword"] == "red shoes" else r for r in rows],
     )
-    assert failing_checks(spark, published) == {"bid_file_never_bids_above_break_even": ["headroom=1"]}
+    assert failing_checks(spark, published) == {"bid_file_never_bids_above_break_even": ["bids_above_break_even=1"]}
 
 
 def test_a_paused_keyword_left_serving_without_a_bid_fails(spark, published):
@@ -298,10 +298,12 @@ def test_a_paused_keyword_left_serving_without_a_bid_fails(spark, published):
 def test_a_missing_or_duplicated_keyword_fails(spark, published):
     files = _first(published)
     rewrite(files[0], lambda rows: rows[1:])  # one keyword has no row
-    assert failing_checks(spark, published) == {"bid_file_sets_every_keyword_once": ["rows_in_files=1"]}
+    assert failing_checks(spark, published) == {"bid_file_sets_every_keyword_once": ["keywords_without_row=1"]}
     extra = read_editor_file(files[1].read_bytes()).to_pylist()[0]
     rewrite(files[2], lambda rows: [*rows, extra])  # another one twice, in another file
-    assert failing_checks(spark, published) == {"bid_file_sets_every_keyword_once": ["rows_in_files=2"]}
+    assert failing_checks(spark, published) == {
+        "bid_file_sets_every_keyword_once": ["keywords_without_row=1", "keywords_with_several_rows=1"]
+    }
 
 
 def test_a_row_for_a_keyword_not_scored_today_fails(spark, published):
@@ -311,8 +313,8 @@ def test_a_row_for_a_keyword_not_scored_today_fails(spark, published):
     rewrite(_first(published)[2], lambda rows: [*rows, stranger])
     failed = failing_checks(spark, published)
     assert failed == {
-        "bid_file_never_bids_above_break_even": ["predicted_value_per_click=1"],
-        "bid_file_sets_every_keyword_once": ["scored=1"],
+        "bid_file_never_bids_above_break_even": ["rows_not_scored=1"],
+        "bid_file_sets_every_keyword_once": ["rows_not_scored=1"],
     }
 
 
@@ -324,7 +326,10 @@ def test_a_bid_below_the_floor_or_a_broken_cell_fails(spark, published):
     rewrite(_first(published)[0], spoil)
     failed = failing_checks(spark, published)
     assert set(failed) == {"bid_file_max_cpc_within_floor_and_ceiling"}
-    assert sorted(failed["bid_file_max_cpc_within_floor_and_ceiling"]) == ["Status=1", "max_cpc=1"]
+    assert sorted(failed["bid_file_max_cpc_within_floor_and_ceiling"]) == [
+        "max_cpc_below_floor=1",
+        "unknown_statuses=1",
+    ]
 
 
 def test_a_utf8_file_is_not_read_as_an_editor_file(spark, published):

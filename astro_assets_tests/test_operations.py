@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster._core.test_utils import freeze_time  # the instance's clock (Dagster's own test helper)
 
-from astro_assets.core.features import RAW_SCHEMA
+from astro_assets.core.features import RAW_SCHEMA, raw_schema
 from astro_assets.core.lagging import PREPROCESSED_SCHEMA
 from astro_assets.core.scoring import PREDICTION_SCHEMA
 from astro_assets.defs import build_definitions
@@ -147,7 +147,8 @@ def test_the_folder_source_reads_only_the_files_of_the_day(tmp_path, dagster_ins
     }
     # The day's table is the day's rows of its file alone.
     table = GoogleAdsReportFolder(folder=str(folder)).keyword_report(dt.date(2026, 11, 20))
-    assert table.num_rows == 4 and table.schema.equals(RAW_SCHEMA)
+    # RAW_SCHEMA plus the keyword status the API report carries (ad_group_criterion.status)
+    assert table.num_rows == 4 and table.schema.equals(raw_schema(["keyword_status"]))
 
 
 # -- freshness ------------------------------------------------------------------------------------

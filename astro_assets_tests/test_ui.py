@@ -2,6 +2,7 @@
 config (temporary DAGSTER_HOME, 127.0.0.1, a free port), driven in headless Debian Chromium through
 Playwright. Screenshots land in test-artifacts/ui/."""
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -10,10 +11,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
+from astro_assets.core.calendar import account_today
+from astro_assets.defs.freshness import BID_FILE_DEADLINE_HOURS, FRESHNESS_CHECK, FRESHNESS_SENSOR
+from astro_assets.defs.sensors import REPORT_FILE_TAG, REPORTS_SENSOR
+from astro_assets.settings import Settings, load_settings
 from astro_assets_tests.processes import free_port, stop_process_groups, wait_until
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.browser]
@@ -87,26 +93,34 @@ def dagster_dev(tmp_path_factory):
     )
     assert seed.returncode == 0, seed.stderr[-3000:]
 
+    with _serve(env, logs / "dagster-dev.log") as (base, instance):
+        yield base, instance, data
+
+
+@contextlib.contextmanager
+def _serve(env: dict[str, str], log: Path):
+    """`dagster dev` on the workspace (127.0.0.1, a free port) with ``env``; yields its address and the
+    instance of its DAGSTER_HOME; its log is copied to the artifacts when it stops."""
     port = free_port()
     dagster = str(Path(sys.executable).with_name("dagster"))
     server = subprocess.Popen(
         [dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=open(logs / "dagster-dev.log", "w"),
+        stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: urllib.request.urlopen(f"{base}/server_info", timeout=2).status == 200, 180, "dagster dev")
-        instance = dg.DagsterInstance.from_config(str(home))
-        yield base, instance, data
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+        yield base, instance
         instance.dispose()
     finally:
         stop_process_groups([server])
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(logs / "dagster-dev.log", ARTIFACTS / "dagster-dev.log")
+        shutil.copy(log, ARTIFACTS / log.name)
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +138,16 @@ def browser():
         chromium.close()
 
 
+#: The UI opens its "Join the Dagster community" dialog on 127.0.0.1 one second after a page loads, over
+#: whatever a test clicks, until it is dismissed: in this browser's storage (key ``communityNux``) or on
+#: the instance (dagster-webserver 1.13, ``CommunityNux.tsx``). A person dismisses it once; so does this.
+DISMISSED_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'))"
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.add_init_script(DISMISSED_COMMUNITY_DIALOG)
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page
@@ -134,12 +155,8 @@ def page(browser):
 
 
 def _open(page, url: str) -> None:
-    """Open a page; dismiss the newsletter dialog the UI shows on its first visit."""
     page.goto(url)
     page.wait_for_load_state("networkidle")
-    skip = page.get_by_role("button", name="Skip")
-    if skip.is_visible():
-        skip.click()
 
 
 def _materialize_daily_assets(page, base: str, partitions: str, launch: str) -> None:
@@ -173,6 +190,8 @@ def test_a_person_materialises_one_day_from_the_asset_graph(dagster_dev, page):
 
     base, instance, data = dagster_dev
     _open(page, f"{base}/asset-groups")
+    # Until the graph has drawn, the last settings button is the page's own, not the graph's gear.
+    page.locator("foreignObject").first.wait_for()
     page.locator("button:has([aria-label=settings])").last.click()
     page.get_by_role("menuitem", name="Expand all groups").click()
     names = page.locator("foreignObject [class*=assetName]")
@@ -317,3 +336,110 @@ def test_two_daily_runs_at_once_both_succeed_one_after_the_other(dagster_dev):
     assert [r.dagster_run.status.value for r in records] == ["SUCCESS", "SUCCESS"]
     assert records[1].start_time >= records[0].end_time  # the second waited in the queue
     assert {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in folders} == before
+
+
+# -- operating: a report dropped in the folder launches its day; bid_file's freshness -----------------
+
+API_REPORT = Path(__file__).parent / "data" / "google_ads_api_keyword_view.csv"
+
+
+@pytest.fixture
+def reports_dev(tmp_path):
+    """A second `dagster dev`, with ASTRO_REPORTS_DIR set: raw_features reads that folder (the module's
+    server reads the synthetic account, for which the reports sensor only skips). Empty data folder, no
+    seeding: the sensor's run is one raw_features day of a few keywords."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ASTRO_DATA_DIR": str(data),
+        "ASTRO_REPORTS_DIR": str(reports),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    with _serve(env, tmp_path / "dagster-dev-reports.log") as (base, instance):
+        yield base, instance, reports, data
+
+
+def _turn_on(page, base: str, sensor: str) -> None:
+    """Automation -> the sensor's page -> its Running switch, which starts off."""
+    from playwright.sync_api import expect
+
+    _open(page, f"{base}/automation")
+    page.get_by_role("link", name=sensor).click()  # the link's name is the sensor's and its kind
+    running = page.locator("tr", has_text="Running")
+    expect(running.locator("input[type=checkbox]")).not_to_be_checked()
+    running.locator("label").first.click()
+    expect(running.locator("input[type=checkbox]")).to_be_checked()
+
+
+def _runs_of(instance: dg.DagsterInstance, sensor: str) -> list[dg.DagsterRun]:
+    return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": sensor}))
+
+
+def _expected_bid_file_partition(settings: Settings, now: dt.datetime) -> dt.date:
+    """The day bid_file's freshness check asks for at ``now``: the day before the last deadline
+    (``freshness.BID_FILE_DEADLINE_HOURS`` after the daily run hour, in the account's time zone)."""
+    local = now.astimezone(ZoneInfo(settings.account_timezone))
+    deadline_hour = min(settings.daily_run_hour + BID_FILE_DEADLINE_HOURS, 23)
+    last_deadline_day = local.date() if local.hour >= deadline_hour else local.date() - dt.timedelta(days=1)
+    return last_deadline_day - dt.timedelta(days=1)
+
+
+def test_a_report_dropped_in_the_folder_launches_its_day_and_bid_file_shows_its_freshness(reports_dev, page):
+    from playwright.sync_api import expect
+
+    base, instance, reports, data = reports_dev
+    settings = load_settings()
+    day = account_today(settings.account_timezone) - dt.timedelta(days=1)  # the newest day that is over
+    header, *rows = API_REPORT.read_text(encoding="utf-8").splitlines()
+    one_day = [f"{day},{row.split(',', 1)[1]}" for row in rows if row.startswith("2026-11-22,")]  # 4 keywords
+    (reports / "keyword_view.csv").write_text("\n".join([header, *one_day]) + "\n", encoding="utf-8")
+    before = _expected_bid_file_partition(settings, dt.datetime.now(dt.UTC))
+
+    # A person turns both sensors on (both start off); the daemons of `dagster dev` do the rest. The
+    # reports sensor's page is the one left open.
+    _turn_on(page, base, FRESHNESS_SENSOR)
+    _turn_on(page, base, REPORTS_SENSOR)
+
+    def done() -> bool:
+        runs = [*_runs_of(instance, REPORTS_SENSOR), *_runs_of(instance, FRESHNESS_SENSOR)]
+        return len({r.tags["dagster/sensor_name"] for r in runs}) == 2 and all(r.is_finished for r in runs)
+
+    wait_until(done, RUN_SECONDS, "the reports sensor's raw_features run and the freshness checks' run")
+    (run,) = _runs_of(instance, REPORTS_SENSOR)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
+    assert run.tags["dagster/partition"] == day.isoformat() and run.tags[REPORT_FILE_TAG] == "keyword_view.csv"
+    assert (data / "raw_features" / f"date={day}").is_dir()
+
+    # The sensor's page (still open, live): the tick that requested the run, its id linking to the run.
+    tick = page.get_by_role("row").filter(has_text="1 run requested")
+    expect(tick).to_have_count(1, timeout=60_000)
+    page.screenshot(path=ARTIFACTS / "reports-sensor.png", full_page=True)
+    with page.context.expect_page() as opened:  # the run opens in a new tab
+        tick.get_by_role("link", name=run.run_id[:8]).click()
+    run_page = opened.value
+    expect(run_page.get_by_text("Success", exact=True).first).to_be_visible(timeout=60_000)
+    expect(run_page.get_by_text(f"partition: {day}")).to_be_visible()
+    expect(run_page.get_by_text("Launched by")).to_be_visible()  # the name, shortened in the middle, and in full:
+    expect(run_page.get_by_title(REPORTS_SENSOR, exact=True).first).to_be_visible()
+    run_page.screenshot(path=ARTIFACTS / "reports-sensor-run.png", full_page=True)
+    run_page.close()
+    _open(page, f"{base}/runs")
+    expect(page.get_by_role("link", name=run.run_id[:8])).to_be_visible()
+
+    # bid_file was never made here, so its freshness check fails, naming the day it expects.
+    after = _expected_bid_file_partition(settings, dt.datetime.now(dt.UTC))
+    _open(page, f"{base}/assets/bid_file")
+    page.get_by_role("tab", name="Checks").click()
+    page.locator("div", has=page.get_by_text(FRESHNESS_CHECK, exact=True)).filter(has_text="Failed").last.click()
+    expect(page.get_by_text("Evaluates freshness for targeted asset.")).to_be_visible()
+    message = page.get_by_text("The asset has never been observed/materialized. We currently expect partition")
+    expect(message).to_be_visible()
+    assert any(f"partition {d} to have arrived" in message.inner_text() for d in {before, after}), message.inner_text()
+    page.screenshot(path=ARTIFACTS / "bid-file-freshness.png", full_page=True)

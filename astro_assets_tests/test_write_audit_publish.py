@@ -5,7 +5,7 @@ Each test breaks the data a check guards, in the staged files, right after the r
 (the stage function is wrapped, nothing else is replaced), then materialises the asset through Dagster
 and sees: the check failed on the asset (recorded on the instance, as the UI shows it), the run failed
 with the check's counts in its message, the published partition is byte for byte and mtime what it
-was, and the next good run publishes normally.
+was, and (once per asset) the next good run publishes normally.
 """
 
 import dataclasses
@@ -278,6 +278,11 @@ BREAKS = [
 ]
 
 
+#: The break of each asset after which the test also sees the next good run publish (a second run per
+#: break would double the file's time to show the same thing again).
+NEXT_GOOD_RUN = {"negative clicks", "a null feature array", "a NaN prediction"}
+
+
 @pytest.mark.parametrize("name, asset, module, stage, damage, check, counted", BREAKS, ids=[b[0] for b in BREAKS])
 def test_a_failing_blocking_check_publishes_nothing_and_the_next_good_run_does(
     published, monkeypatch, name, asset, module, stage, damage, check, counted
@@ -308,6 +313,8 @@ def test_a_failing_blocking_check_publishes_nothing_and_the_next_good_run_does(
         assert _snapshot(folder) == before  # the previous version, untouched
         assert not list(folder.parent.glob(f".{folder.name}.staging-*"))  # no staging left behind
 
+        if name not in NEXT_GOOD_RUN:
+            return
         monkeypatch.setattr(module, stage, real)
         good = _materialize(defs, instance, asset)
         assert good.success and all(e.passed for e in _gate_evaluations(good))

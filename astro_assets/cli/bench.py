@@ -1,18 +1,19 @@
 """``python -m astro_assets.cli.bench`` (``astro-bench``): the daily cycle at scale, against references
 measured in the same run.
 
-Builds N keywords of synthetic history, runs the daily cycle for one new day through Dagster with the
-same assets and checks as production (raw -> preprocessed -> predictions -> bid file), then measures
-on the same features and the same model:
+Builds N keywords of synthetic history (days in parallel processes, not timed), runs the daily cycle
+for one new day through Dagster with the same assets and checks as production (raw -> preprocessed ->
+predictions -> bid file), then measures on the same features and the same model, ``--repeats`` times
+interleaved (the order rotates every repetition, so no path always runs first or on the warmest JVM):
 
-- the bound: onnxruntime alone on the features already in memory as numpy, both cores used the best
-  way (1 process × 2 threads, or 2 processes × 1 thread);
-- Spark's own way: ``pyspark.ml.functions.predict_batch_udf`` with the same session and model;
-- the naive way from the original talk: the model loaded for every row (a small sample);
-- Astro: the ``daily_predictions`` code path.
+- Astro: the ``daily_predictions`` code path (``stages.predict.score_day``);
+- the bound: onnxruntime alone on the features in memory, the best of a sweep of batch sizes and of
+  1 process × 2 threads / 2 processes × 1 thread (``model.throughput``);
+- Spark's own way: ``pyspark.ml.functions.predict_batch_udf`` with the same session, model and batch;
+- the naive way from the original talk: the model loaded for every row (a small sample).
 
-Prints a table; ``--json PATH`` writes the figures. ``--keywords 1000000,10000000`` runs the cycle for
-each size (linearity), the references on the largest.
+Prints a table of medians with their min–max; ``--json PATH`` writes the figures with every sample.
+``--keywords 1000000,10000000`` runs the cycle for each size (linearity), the references on the largest.
 """
 
 import argparse
@@ -23,12 +24,11 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
+from astro_assets.stages.memory import PSS_INTERVAL, PeakMemory  # PeakMemory: also astro-training-budget's
 from astro_assets.storage import BID_FILE, DAILY_ASSETS, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
 
 CYCLE_STAGES = DAILY_ASSETS
@@ -38,68 +38,9 @@ STAGE_NAMES = {
     DAILY_PREDICTIONS: "predictions",
     BID_FILE: "bids",
 }
-
-
-# -- memory ---------------------------------------------------------------------------------------
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
-
-
-def _tree_memory(root: int) -> int:
-    """Resident bytes of ``root`` and its descendants (driver, JVM, Python workers), counting pages
-    shared between them once (proportional set size, from /proc/PID/smaps_rollup)."""
-    total = 0
-    for pid in _descendants(root):
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as handle:
-                for line in handle:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
-
-
-class PeakMemory:
-    """Samples the process tree's resident memory every 0.25 s in a background thread."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_memory(os.getpid()))
-            self._stop.wait(0.25)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# -- model ----------------------------------------------------------------------------------------
+SEED = 7
+#: The measured paths, in the order of the first repetition (each next repetition starts one later).
+PATHS = ("predict", "predict_batch_udf", "ort_bound", "naive")
 
 
 def small_model(seed: int = 7) -> bytes:
@@ -121,107 +62,33 @@ def small_model(seed: int = 7) -> bytes:
     return export_onnx(model, "20260301-benchmark", {"end_date": "2026-03-01"})
 
 
-# -- references -----------------------------------------------------------------------------------
-
-
-def _ort_rate(model_bytes: bytes, features: np.ndarray, threads: int, batch: int = 10_000) -> float:
-    from astro_assets.core import scoring
-
-    session = scoring.onnx_session(model_bytes, f"bound-{threads}", threads)
-    start = time.perf_counter()
-    for i in range(0, len(features), batch):
-        session.run(None, {"features": features[i : i + batch]})
-    return len(features) / (time.perf_counter() - start)
-
-
-def _ort_slice(args: tuple[str, bytes, int, int]) -> float:
-    """Score rows [start, stop) of the memory-mapped features with one thread (in a child process)."""
-    path, model_bytes, start, stop = args
-    features = np.load(path, mmap_mode="r")[start:stop]
-    features = np.ascontiguousarray(features)  # into this process's memory before the clock starts
-    from astro_assets.core import scoring
-
-    session = scoring.onnx_session(model_bytes, "bound-process", 1)
-    begin = time.perf_counter()
-    for i in range(0, len(features), 10_000):
-        session.run(None, {"features": features[i : i + 10_000]})
-    return time.perf_counter() - begin
-
-
-def ort_bound(model_bytes: bytes, features: np.ndarray, scratch: Path) -> dict[str, float]:
-    """onnxruntime alone on in-memory features: 1 process × 2 threads, and 2 processes × 1 thread
-    (fresh processes, each scoring half; their clocks start once their half is in memory), taking
-    the better."""
-    one_process = _ort_rate(model_bytes, features, threads=2)
-    path = scratch / "bound_features.npy"
-    np.save(path, features)
-    half = len(features) // 2
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        seconds = pool.map(
-            _ort_slice, [(str(path), model_bytes, 0, half), (str(path), model_bytes, half, len(features))]
-        )
-    path.unlink()
-    two_processes = len(features) / max(seconds)
-    return {
-        "one_process_two_threads": one_process,
-        "two_processes_one_thread": two_processes,
-        "best": max(one_process, two_processes),
-    }
-
-
-def predict_batch_udf_rate(spark, features_path: str, model_bytes: bytes, out: str) -> float:
-    """Spark's own way: ``predict_batch_udf`` with the same model, reading and writing like Astro."""
-    from pyspark.ml.functions import predict_batch_udf
-    from pyspark.sql.types import FloatType
-
-    from astro_assets.core.features import LAGS, N_FEATURES
-
-    model = spark.sparkContext.broadcast(model_bytes)
-
-    def make_predict_fn():
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(model.value, options, providers=["CPUExecutionProvider"])
-
-        def predict(inputs: np.ndarray) -> np.ndarray:
-            return session.run(None, {"features": inputs.reshape(-1, LAGS, N_FEATURES).astype(np.float32)})[0]
-
-        return predict
-
-    udf = predict_batch_udf(
-        make_predict_fn, return_type=FloatType(), batch_size=10_000, input_tensor_shapes=[[LAGS * N_FEATURES]]
-    )
-    frame = spark.read.parquet(features_path)
-    rows = frame.count()
-    start = time.perf_counter()
-    frame.select("keyword_id", udf("features").alias("predicted_value_per_click")).write.mode("overwrite").parquet(out)
-    return rows / (time.perf_counter() - start)
-
-
-def naive_rate(spark, features_path: str, model_bytes: bytes, rows: int) -> float:
-    """The talk's naive way: load the model for every row (a sample of ``rows`` rows)."""
-    from astro_assets.core.features import LAGS, N_FEATURES
-
-    model = spark.sparkContext.broadcast(model_bytes)
-
-    def per_row(row):
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(model.value, providers=["CPUExecutionProvider"])
-        features = np.asarray(row.features, dtype=np.float32).reshape(1, LAGS, N_FEATURES)
-        return row.keyword_id, float(session.run(None, {"features": features})[0][0])
-
-    sample = spark.read.parquet(features_path).limit(rows).repartition(2).cache()
-    sample.count()
-    start = time.perf_counter()
-    sample.rdd.map(per_row).count()
-    return rows / (time.perf_counter() - start)
-
-
 # -- the cycle ------------------------------------------------------------------------------------
+
+
+def _history_day(args: tuple[str, dt.date, int]) -> None:
+    """One day of synthetic history written as a raw partition (in a worker process)."""
+    from astro_assets.sources import synthetic
+    from astro_assets.storage import DataLayout
+    from astro_assets.storage.raw import write_raw_partition
+
+    data_dir, day, keywords = args
+    write_raw_partition(DataLayout(data_dir), day, synthetic.keyword_report(SEED, keywords, day))
+
+
+def write_history(data_dir: Path, day: dt.date, keywords: int, workers: int) -> float:
+    """The LAGS - 1 raw days before ``day``, ``workers`` days at a time in fresh processes (each builds
+    the keyword population once for all its days); returns the seconds taken."""
+    from astro_assets.core.features import LAGS
+
+    days = [(str(data_dir), day - dt.timedelta(days=LAGS - i), keywords) for i in range(1, LAGS)]
+    started = time.perf_counter()
+    if workers <= 1:
+        for args in days:
+            _history_day(args)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_history_day, days))
+    return time.perf_counter() - started
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -229,45 +96,46 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
     return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id) if s.end_time}
 
 
-def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, log, memory: "PeakMemory") -> dict:
-    """History for ``day`` (not timed), then the daily cycle of ``day`` through Dagster (timed)."""
+def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, history_workers: int, log) -> dict:
+    """History for ``day`` (not timed), then the daily cycle of ``day`` through Dagster (timed), each
+    with its own memory sampler."""
     import dagster as dg
 
-    from astro_assets.core.features import LAGS
     from astro_assets.defs import build_definitions
+    from astro_assets.defs.freshness import DEADLINE_ASSETS, FRESHNESS_CHECK
     from astro_assets.defs.resources import AstroStorage, SyntheticKeywordSource
     from astro_assets.settings import load_settings
-    from astro_assets.sources import synthetic
+    from astro_assets.stages.benchmark import disk_bytes
     from astro_assets.storage import DataLayout
-    from astro_assets.storage.raw import write_raw_partition
 
     layout = DataLayout(data_dir)
-    started = time.perf_counter()
-    for i in range(1, LAGS):
-        d = day - dt.timedelta(days=LAGS - i)
-        write_raw_partition(layout, d, synthetic.keyword_report(7, keywords, d))
+    with PeakMemory() as history_memory:
+        history_seconds = write_history(data_dir, day, keywords, history_workers)
     layout.onnx_dir().mkdir(parents=True, exist_ok=True)
     layout.onnx_model().write_bytes(model_bytes)
-    log(f"bench: {keywords:,} keywords, {LAGS - 1} days of history in {time.perf_counter() - started:.0f} s")
+    log(f"bench: {keywords:,} keywords, history in {history_seconds:.0f} s ({history_workers} processes)")
 
     defs = build_definitions(load_settings())
     resources = {
         **defs.resources,
         "storage": AstroStorage(data_dir=str(data_dir)),
-        "keyword_source": SyntheticKeywordSource(seed=7, keywords=keywords),
+        "keyword_source": SyntheticKeywordSource(seed=SEED, keywords=keywords),
     }
+    # The freshness checks judge the wall clock (is yesterday's partition there?), not the data: the
+    # measured day is a fixed past day, so they would fail by construction.
+    freshness = [dg.AssetCheckKey(dg.AssetKey(a), FRESHNESS_CHECK) for a in DEADLINE_ASSETS]
     instance = dg.DagsterInstance.ephemeral()
-    memory.peak = 0  # from here on: the cycle
-    started = time.perf_counter()
-    result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets(*CYCLE_STAGES),
-        partition_key=day.isoformat(),
-        resources=resources,
-        instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    total = time.perf_counter() - started
+    with PeakMemory() as memory:  # the daily cycle alone
+        started = time.perf_counter()
+        result = dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=dg.AssetSelection.assets(*CYCLE_STAGES) - dg.AssetSelection.checks(*freshness),
+            partition_key=day.isoformat(),
+            resources=resources,
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        total = time.perf_counter() - started
     steps = step_seconds(instance, result.run_id)
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     # Write-audit-publish: an asset's step includes its checks on the staged data (metadata
@@ -283,7 +151,8 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, l
     check_seconds = {**{f"{a} (staged)": v for a, v in inline.items()}, **separate}
     checks = round(sum(check_seconds.values()), 2)
     log(f"bench: cycle of {keywords:,} keywords in {total:.0f} s: {stages}, checks {checks} s")
-    predictions = result.asset_materializations_for_node("daily_predictions")[0].metadata
+    predictions = result.asset_materializations_for_node(DAILY_PREDICTIONS)[0].metadata
+    disk = {STAGE_NAMES[a]: disk_bytes(layout.partition_dir(a, day)) / keywords for a in CYCLE_STAGES}
     return {
         "keywords": keywords,
         "cycle_seconds": round(total, 2),
@@ -294,104 +163,210 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, l
         "predict_rows_per_s": float(predictions["rows_per_second"].value),
         "rows": int(predictions["rows"].value),
         "peak_rss_bytes": memory.peak,
+        "peak_resident_sum_bytes": memory.peak_resident,
+        "memory_samples": memory.samples,
+        "memory_sample_longest_gap_s": round(memory.longest_gap, 3),
+        "history_seconds": round(history_seconds, 2),
+        "history_peak_rss_bytes": history_memory.peak,
+        "disk_bytes_per_keyword_day": {
+            **{k: round(v, 1) for k, v in disk.items()},
+            "total": round(sum(disk.values()), 1),
+        },
     }
 
 
+# -- the references, interleaved ------------------------------------------------------------------
+
+
+def measure_paths(layout, day: dt.date, model_bytes: bytes, scratch: Path, args, log) -> dict:
+    """Every path ``args.repeats`` times on the same features, the order rotating each repetition;
+    returns the samples (rows per second of ``predict`` and ``predict_batch_udf``, the bound sweep's
+    rates by set-up, the naive way's (rate, rows scored)) and the batch and row counts used."""
+    from pyspark.sql import SparkSession
+
+    from astro_assets.model.throughput import bound_sweep
+    from astro_assets.stages.benchmark import astro_rate, features_in_memory, naive_rate, predict_batch_udf_rate
+
+    spark = SparkSession.builder.getOrCreate()  # the session the cycle's resource created
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    features = features_in_memory(layout, day, args.bound_rows)
+    measure = {
+        "predict": lambda: astro_rate(spark, layout, day, model_bytes, batch_rows, scratch),
+        "predict_batch_udf": lambda: predict_batch_udf_rate(spark, layout, day, model_bytes, batch_rows, scratch),
+        "ort_bound": lambda: bound_sweep(model_bytes, features, scratch, args.bound_batches),
+        "naive": lambda: naive_rate(spark, layout, day, model_bytes, args.naive_rows),
+    }
+    samples: dict[str, list] = {name: [] for name in PATHS}
+    for r in range(args.repeats):
+        for name in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
+            log(f"bench: repetition {r + 1}/{args.repeats}: {name}")
+            samples[name].append(measure[name]())
+    return {"samples": samples, "predict_batch_rows": batch_rows, "bound_rows": len(features)}
+
+
+def summarise(measured: dict) -> dict:
+    """The figures of the interleaved repetitions: each path's median, min, max and samples; the bound
+    is the set-up with the best median; ratios are taken per repetition (paired), then summarised."""
+    from astro_assets.model.throughput import best_setup, spread
+
+    samples = measured["samples"]
+    winner, bound = best_setup(samples["ort_bound"])
+    naive = [rate for rate, _ in samples["naive"]]
+    setups = {name: [sweep[name] for sweep in samples["ort_bound"]] for name in samples["ort_bound"][0]}
+    predict, udf = samples["predict"], samples["predict_batch_udf"]
+    return {
+        **_flat("predict_rows_per_s", rounded(spread(predict))),
+        **_flat("ort_bound_rows_per_s", rounded(spread(bound))),
+        "ort_bound_setup": winner,
+        "ort_bound_detail": {name: rounded(spread(rates)) for name, rates in setups.items()},
+        **_flat("predict_batch_udf_rows_per_s", rounded(spread(udf))),
+        **_flat("naive_rows_per_s", rounded(spread(naive), 1)),
+        "naive_rows_scored": [rows for _, rows in samples["naive"]],
+        "predict_over_bound": rounded(spread([a / b for a, b in zip(predict, bound, strict=True)]), 3),
+        "predict_over_predict_batch_udf": rounded(spread([a / b for a, b in zip(predict, udf, strict=True)]), 3),
+        "predict_batch_rows": measured["predict_batch_rows"],
+        "bound_rows": measured["bound_rows"],
+    }
+
+
+def rounded(spread: dict, digits: int = 0) -> dict:
+    """A ``model.throughput.spread`` rounded for the JSON (whole numbers as int)."""
+
+    def r(value: float) -> float:
+        return round(value) if digits == 0 else round(value, digits)
+
+    return {k: [r(x) for x in v] if k == "samples" else r(v) for k, v in spread.items()}
+
+
+def _flat(key: str, spread: dict) -> dict:
+    """``key``: the median (the name the bench's JSON always had), ``key_min``, ``key_max``, ``key_samples``."""
+    return {key: spread["median"], **{f"{key}_{k}": spread[k] for k in ("min", "max", "samples")}}
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(k.replace("_", "")) for k in text.split(",")]
+
+
 def main(argv: list[str] | None = None) -> int:
+    from astro_assets.model.throughput import BOUND_BATCH_SIZES
+
     parser = argparse.ArgumentParser(prog="astro-bench", description=" ".join(__doc__.split("\n\n")[0].split()))
-    parser.add_argument("--keywords", default="10000000", help="keywords, or a comma list for linearity")
+    parser.add_argument("--keywords", type=_sizes, default=[10_000_000], help="keywords, or a comma list")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of every path (>= 1)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--data-dir", help="keep the data here (default: a temporary folder, removed)")
-    parser.add_argument("--naive-rows", type=int, default=300)
+    parser.add_argument("--naive-rows", type=int, default=300, help="rows the naive way scores per repetition")
+    parser.add_argument(
+        "--bound-rows", type=int, default=2_000_000, help="rows of the day's features the bound scores (in memory)"
+    )
+    parser.add_argument(
+        "--bound-batches", type=_sizes, default=list(BOUND_BATCH_SIZES), help="batch sizes of the bound's sweep"
+    )
+    parser.add_argument("--history-workers", type=int, default=2, help="processes writing the history days")
     args = parser.parse_args(argv)
-    sizes = [int(k.replace("_", "")) for k in args.keywords.split(",")]
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     day = dt.date(2026, 3, 20)
     log = lambda m: print(m, flush=True)  # noqa: E731
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="astro-bench-"))
-    figures: dict = {}
     try:
+        from astro_assets.storage import DataLayout
+
         model_bytes = small_model()
-        cycles = []
-        for n in sizes:
-            with PeakMemory() as memory:  # the daily cycle alone, history excluded
-                cycles.append(run_cycle(n, day, root / str(n), model_bytes, log, memory))
-        largest = cycles[-1]
+        cycles = [run_cycle(n, day, root / str(n), model_bytes, args.history_workers, log) for n in args.keywords]
         with PeakMemory() as reference_memory:
-            from pyspark.sql import SparkSession
-
-            from astro_assets.model.datasets import features_array
-            from astro_assets.storage import DataLayout
-
-            spark = SparkSession.builder.getOrCreate()  # the session the cycle's resource created
-            layout = DataLayout(root / str(sizes[-1]))
-            features_path = str(layout.partition_dir(PREPROCESSED_FEATURES, day))
-            log("bench: reference: predict_batch_udf")
-            udf_rate = predict_batch_udf_rate(spark, features_path, model_bytes, str(root / "udf_out"))
-            log("bench: reference: naive (model loaded per row)")
-            naive = naive_rate(spark, features_path, model_bytes, args.naive_rows)
-            log("bench: reference: onnxruntime alone on in-memory features")
-            import pyarrow.parquet as pq
-
-            in_memory = np.ascontiguousarray(features_array(pq.read_table(features_path, columns=["features"])))
-            bound = ort_bound(model_bytes, in_memory, root)
-        figures = {
-            "keywords": largest["keywords"],
-            "predict_rows_per_s": round(largest["predict_rows_per_s"]),
-            "ort_bound_rows_per_s": round(bound["best"]),
-            "ort_bound_detail": {k: round(v) for k, v in bound.items()},
-            "predict_batch_udf_rows_per_s": round(udf_rate),
-            "naive_rows_per_s": round(naive, 1),
-            "stages": largest["stages"],
-            "checks_seconds": largest["checks_seconds"],
-            "cycle_seconds": largest["cycle_seconds"],
-            "failed_checks": largest["failed_checks"],
-            "peak_rss_bytes": largest["peak_rss_bytes"],
-            "reference_peak_rss_bytes": reference_memory.peak,
-            "cycles": cycles,
-        }
+            samples = measure_paths(DataLayout(root / str(args.keywords[-1])), day, model_bytes, root, args, log)
     finally:
         if not args.data_dir:
             shutil.rmtree(root, ignore_errors=True)
-    print(table(figures, cycles))
+    figures = bench_figures(args.repeats, summarise(samples), cycles, reference_memory.peak)
+    print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
 
 
-def table(f: dict, cycles: list[dict]) -> str:
+def bench_figures(repeats: int, measured: dict, cycles: list[dict], reference_peak: int) -> dict:
+    largest = cycles[-1]
+    return {
+        "keywords": largest["keywords"],
+        "repeats": repeats,
+        **measured,
+        "cycle_predict_rows_per_s": round(largest["predict_rows_per_s"]),
+        "stages": largest["stages"],
+        "checks_seconds": largest["checks_seconds"],
+        "cycle_seconds": largest["cycle_seconds"],
+        "failed_checks": largest["failed_checks"],
+        "peak_rss_bytes": largest["peak_rss_bytes"],
+        "peak_resident_sum_bytes": largest["peak_resident_sum_bytes"],
+        "memory_sample_longest_gap_s": largest["memory_sample_longest_gap_s"],
+        "reference_peak_rss_bytes": reference_peak,
+        "history_seconds": largest["history_seconds"],
+        "history_peak_rss_bytes": largest["history_peak_rss_bytes"],
+        "disk_bytes_per_keyword_day": largest["disk_bytes_per_keyword_day"],
+        "cycles": cycles,
+    }
+
+
+def table(f: dict) -> str:
     bound = f["ort_bound_rows_per_s"]
     rows = [
-        ("Astro daily_predictions", f["predict_rows_per_s"]),
-        ("onnxruntime bound (in memory)", bound),
-        ("Spark predict_batch_udf", f["predict_batch_udf_rows_per_s"]),
-        ("naive (model per row)", f["naive_rows_per_s"]),
+        ("Astro daily_predictions (score_day)", "predict_rows_per_s"),
+        ("onnxruntime bound (best of sweep)", "ort_bound_rows_per_s"),
+        ("Spark predict_batch_udf", "predict_batch_udf_rows_per_s"),
+        (f"naive (model per row, {max(f['naive_rows_scored']):,} rows)", "naive_rows_per_s"),
     ]
-    lines = [f"{'predictions, ' + format(f['keywords'], ',') + ' keywords':<40}{'rows/s':>12}{'× bound':>10}"]
-    lines += [f"{name:<40}{rate:>12,.0f}{rate / bound:>10.3f}" for name, rate in rows]
-    lines.append(f"Astro / predict_batch_udf: {f['predict_rows_per_s'] / f['predict_batch_udf_rows_per_s']:.2f}×")
+    title = f"predictions, {f['keywords']:,} keywords, median of {f['repeats']}"
+    lines = [f"{title:<44}{'rows/s':>12}{'min – max':>26}{'× bound':>9}"]
+    for name, key in rows:
+        digits = 1 if f[key] < 100 else 0  # the naive way: tens of rows per second
+        spread = f"{f[key + '_min']:,.{digits}f} – {f[key + '_max']:,.{digits}f}"
+        lines.append(f"{name:<44}{f[key]:>12,.{digits}f}{spread:>26}{f[key] / bound:>9.3f}")
+    lines.append(f"bound: {f['ort_bound_setup']} (of {len(f['ort_bound_detail'])} set-ups, {f['bound_rows']:,} rows)")
+    for name, key in (("bound", "predict_over_bound"), ("predict_batch_udf", "predict_over_predict_batch_udf")):
+        r = f[key]
+        lines.append(f"Astro / {name}, paired by repetition: {r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f})")
+    lines.append(f"Astro inside the cycle (one sample): {f['cycle_predict_rows_per_s']:,} rows/s")
     lines.append("")
-    lines.append(f"{'cycle':<14}{'raw':>8}{'preproc':>9}{'predict':>9}{'bids':>8}{'checks':>8}{'total s':>9}")
-    for c in cycles:
+    lines.append(
+        f"{'cycle':<14}{'raw':>8}{'preproc':>9}{'predict':>9}{'bids':>8}{'checks':>8}{'total s':>9}{'peak GiB':>10}"
+    )
+    for c in f["cycles"]:
         s = c["stages"]
         lines.append(
             f"{c['keywords']:<14,}{s['raw']:>8.1f}{s['preprocessed']:>9.1f}{s['predictions']:>9.1f}"
-            f"{s['bids']:>8.1f}{c['checks_seconds']:>8.1f}{c['cycle_seconds']:>9.1f}"
+            f"{s['bids']:>8.1f}{c['checks_seconds']:>8.1f}{c['cycle_seconds']:>9.1f}{gib(c['peak_rss_bytes']):>7.2f}"
         )
-    if len(cycles) > 1:
+    first, last = f["cycles"][0], f["cycles"][-1]
+    if len(f["cycles"]) > 1:
+        times = last["cycle_seconds"] / first["cycle_seconds"]
         lines.append(
-            f"cycle {cycles[-1]['keywords']:,} / {cycles[0]['keywords']:,}: "
-            f"{cycles[-1]['cycle_seconds'] / cycles[0]['cycle_seconds']:.2f}× "
-            f"for {cycles[-1]['keywords'] / cycles[0]['keywords']:.0f}× the keywords"
+            f"cycle {last['keywords']:,} / {first['keywords']:,}: {times:.2f}× "
+            f"for {last['keywords'] / first['keywords']:.0f}× the keywords"
         )
+    disk = ", ".join(f"{k} {v:,.0f}" for k, v in f["disk_bytes_per_keyword_day"].items())
+    lines.append(f"disk per keyword-day, bytes: {disk}")
     lines.append(
-        f"peak memory of the cycle (driver + JVM + workers, PSS): {f['peak_rss_bytes'] / 2**30:.2f} GiB; "
-        f"while measuring the references: {f['reference_peak_rss_bytes'] / 2**30:.2f} GiB"
+        f"peak memory of the cycle (driver + JVM + workers): {gib(f['peak_rss_bytes']):.2f} GiB PSS (every "
+        f"{PSS_INTERVAL:g} s), {gib(f['peak_resident_sum_bytes']):.2f} GiB summed resident sets (every 0.1 s, "
+        f"longest gap {f['memory_sample_longest_gap_s']:.2f} s)"
+    )
+    lines.append(
+        f"PSS peak while measuring the references: {gib(f['reference_peak_rss_bytes']):.2f} GiB; while writing the "
+        f"history: {gib(f['history_peak_rss_bytes']):.2f} GiB ({f['history_seconds']:.0f} s, not timed)"
     )
     if f["failed_checks"]:
         lines.append(f"FAILED checks: {', '.join(f['failed_checks'])}")
     return "\n".join(lines)
+
+
+def gib(value: int) -> float:
+    return value / 2**30
 
 
 if __name__ == "__main__":

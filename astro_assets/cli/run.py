@@ -14,10 +14,11 @@ import time
 import dagster as dg
 
 from astro_assets.cli.environment import require_java
-from astro_assets.core.calendar import ONE_DAY, account_today, day_range
+from astro_assets.core.calendar import ONE_DAY, account_today, day_range, runs_of_days
 from astro_assets.core.features import LAGS
 from astro_assets.defs.freshness import FRESHNESS_CHECKS
 from astro_assets.defs.jobs import SPARK_TAG
+from astro_assets.defs.partitions import range_tags
 from astro_assets.model.datasets import TrainingWindow
 from astro_assets.model.training import TrainingPlan
 from astro_assets.settings import Settings, SettingsError, load_settings
@@ -41,13 +42,19 @@ def materialize_day(
     defs = build_definitions(settings)
     layout = DataLayout(settings.data_dir)
     training_days = TrainingPlan.training_days
-    need_model = retrain or not layout.onnx_model().exists()
+    # A published policy: model.onnx, or the careful analyst's table (onnx_model may publish either).
+    need_model = retrain or not (layout.onnx_model().exists() or layout.published_policy().exists())
     feature_days = day_range(day - dt.timedelta(days=training_days + 1), day) if need_model else [day]
     raw_days = day_range(feature_days[0] - dt.timedelta(days=LAGS - 1), day)
     everything = [*defs.assets, *(defs.asset_checks or [])]
     evaluations: list[dg.AssetCheckEvaluation] = []
 
-    def run(selection: dg.AssetSelection, partition: str | None = None, config: dict | None = None) -> None:
+    def run(
+        selection: dg.AssetSelection,
+        partition: str | None = None,
+        config: dict | None = None,
+        days: tuple[dt.date, dt.date] | None = None,
+    ) -> None:
         run_config = {**(config or {}), "loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = dg.materialize(
             everything,
@@ -57,23 +64,24 @@ def materialize_day(
             instance=instance,
             resources=defs.resources,
             run_config=run_config,
-            tags=SPARK_TAG,
+            tags={**SPARK_TAG, **(range_tags(*days) if days else {})},
         )
         evaluations.extend(result.get_asset_check_evaluations())
 
+    def history(asset: str, days: list[dt.date], what: str) -> None:
+        """The missing ``days`` of ``asset`` without their checks (history, not the day bid from), one
+        run per stretch of consecutive days: a run's start-up costs more than a small day's work."""
+        for first, last in runs_of_days(days):
+            log(f"astro: {what} {first} .. {last} ({(last - first).days + 1} days; each day logged as published)")
+            run(dg.AssetSelection.assets(asset).without_checks(), days=(first, last))
+
     log(f"astro: {settings.keywords:,} keywords, data in {layout.root}, bidding from {day}")
     have = set(layout.existing_days(RAW_FEATURES))
-    history = [d for d in raw_days if d != day and d not in have]
-    for i, d in enumerate(history, 1):
-        log(f"astro: raw history {i}/{len(history)}: {d}")
-        run(dg.AssetSelection.assets(RAW_FEATURES).without_checks(), d.isoformat())
+    history(RAW_FEATURES, [d for d in raw_days if d != day and d not in have], "raw history")
     log(f"astro: raw features for {day}")
     run(dg.AssetSelection.assets(RAW_FEATURES), day.isoformat())
     have = set(layout.existing_days(PREPROCESSED_FEATURES))
-    history = [d for d in feature_days if d != day and d not in have]
-    for i, d in enumerate(history, 1):
-        log(f"astro: lagged features {i}/{len(history)}: {d}")
-        run(dg.AssetSelection.assets(PREPROCESSED_FEATURES).without_checks(), d.isoformat())
+    history(PREPROCESSED_FEATURES, [d for d in feature_days if d != day and d not in have], "lagged features")
     log(f"astro: lagged features for {day}")
     run(dg.AssetSelection.assets(PREPROCESSED_FEATURES), day.isoformat())
     if need_model:

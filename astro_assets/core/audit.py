@@ -1,8 +1,11 @@
-"""One pass over one Parquet file of a daily partition, counting what the checks assert.
+"""One pass over one Parquet file of a daily partition, counting what the checks assert; and one
+Google Ads Editor file of the bid partition read back row by row (``audit_editor_file``).
 
-Each audit reads its file once, batch by batch (bounded memory), and returns totals: rows and, per
-rule, how many rows break it. The driver sums the files' totals and Great Expectations validates the
-sums (``stages.audits``): every expectation of an asset costs one read of its data, not one Spark job
+Each audit of a Parquet file reads it once, batch by batch (bounded memory), and returns totals: rows
+and, per rule, how many rows break it. An Editor file's audit returns its rows' keyword pairs, bids
+and per-rule flags instead: the bid-file checks join them to the predictions before summing. The
+driver sums the files' totals and Great Expectations validates the sums (``stages.audits``,
+``stages.validation``): every expectation of an asset costs one read of its data, not one Spark job
 each. numpy and pyarrow only: the audits run inside Spark tasks on the executors.
 """
 
@@ -13,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from astro_assets.core.bid_rule import PAUSED
+from astro_assets.core.editor import EDITOR_MATCH_TYPES, EDITOR_STATUSES, read_editor_file
 from astro_assets.core.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, RAW_COLUMNS
 
 Totals = dict[str, int]
@@ -118,3 +123,75 @@ def audit_predictions_file(path: str) -> Totals:
 def file_rows(path: str) -> int:
     """Rows of a Parquet file, from its footer."""
     return pq.ParquetFile(path).metadata.num_rows
+
+
+#: What a row of a Google Ads Editor file can break, counted per row by ``audit_editor_file``.
+EDITOR_ROW_RULES = (
+    "rows_without_names",  # Campaign, Ad group or Keyword blank
+    "rows_without_ids",  # Campaign ID, Ad group ID or Keyword ID not a whole number
+    "unknown_criterion_types",  # not one of Editor's match types
+    "unknown_statuses",  # not Enabled, Paused or blank
+    "malformed_max_cpc",  # not blank nor a decimal in the currency's format
+    "max_cpc_below_floor",
+    "max_cpc_above_ceiling",
+    "max_cpc_not_positive",
+    "serving_without_bid",  # not Paused and no Max CPC: the keyword's live bid would stay
+)
+_WHOLE_NUMBER = r"^[0-9]{1,18}$"
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)$"
+
+
+def _text(rows: pa.Table, column: str) -> pa.ChunkedArray:
+    """A column of an Editor file; a column the file lacks reads as blank, as Editor reads it."""
+    if column in rows.column_names:
+        return rows[column]
+    return pa.chunked_array([pa.array([""] * rows.num_rows, pa.string())])
+
+
+def _flag(array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def audit_editor_file(
+    path: str, money: str, floor: float, ceiling: float, tolerance: float
+) -> Iterator[pa.RecordBatch]:
+    """One Google Ads Editor file read back as Editor reads it (``editor.read_editor_file``), row by
+    row: the keyword pair (null where an ID is not a whole number), the Max CPC as a number (null
+    where blank or not a number), and a 0/1 column per rule of ``EDITOR_ROW_RULES``. ``money``: the
+    regular expression of a Max CPC in the currency's format (blank allowed); ``floor``/``ceiling``:
+    the bid rule's, compared with ``tolerance`` of slack. The checks join these rows to the day's
+    predictions on the pair and sum them (``stages.validation``)."""
+    with open(path, "rb") as handle:
+        rows = read_editor_file(handle.read(), path)
+    n = rows.num_rows
+    names = np.zeros(n, dtype=bool)
+    for column in ("Campaign", "Ad group", "Keyword"):
+        names |= _flag(pc.equal(_text(rows, column), ""))
+    ids: dict[str, pa.ChunkedArray] = {}
+    bad_ids = np.zeros(n, dtype=bool)
+    for column, name in (("Campaign ID", "campaign_id"), ("Ad group ID", "ad_group_id"), ("Keyword ID", "keyword_id")):
+        text = _text(rows, column)
+        whole = pc.match_substring_regex(text, _WHOLE_NUMBER)
+        bad_ids |= ~_flag(whole)
+        ids[name] = pc.cast(pc.if_else(whole, text, pa.scalar(None, pa.string())), pa.int64())
+    cpc_text = _text(rows, "Max CPC")
+    number = pc.match_substring_regex(cpc_text, _NUMBER)
+    max_cpc = pc.cast(pc.if_else(number, cpc_text, pa.scalar(None, pa.string())), pa.float64())
+    cpc = max_cpc.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    status = _text(rows, "Status")
+    flags = {
+        "rows_without_names": names,
+        "rows_without_ids": bad_ids,
+        "unknown_criterion_types": ~_flag(
+            pc.is_in(_text(rows, "Criterion Type"), value_set=pa.array(list(EDITOR_MATCH_TYPES.values())))
+        ),
+        "unknown_statuses": ~_flag(pc.is_in(status, value_set=pa.array([*EDITOR_STATUSES.values(), ""]))),
+        "malformed_max_cpc": ~_flag(pc.match_substring_regex(cpc_text, money)),
+        "max_cpc_below_floor": cpc < floor - tolerance,
+        "max_cpc_above_ceiling": cpc > ceiling + tolerance,
+        "max_cpc_not_positive": cpc <= 0,
+        "serving_without_bid": ~_flag(pc.equal(status, EDITOR_STATUSES[PAUSED])) & np.isnan(cpc),
+    }
+    columns = {"ad_group_id": ids["ad_group_id"], "keyword_id": ids["keyword_id"], "max_cpc": max_cpc}
+    columns |= {rule: pa.array(flags[rule].astype(np.int32)) for rule in EDITOR_ROW_RULES}
+    yield from pa.table(columns).to_batches(max_chunksize=AUDIT_BATCH_ROWS)

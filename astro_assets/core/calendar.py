@@ -24,3 +24,15 @@ def lag_window(day: dt.date, lags: int) -> list[dt.date]:
 def account_today(timezone: str, now: dt.datetime | None = None) -> dt.date:
     """The account's current date in its time zone (IANA name): a day is over once this date is past it."""
     return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(timezone)).date()
+
+
+def runs_of_days(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """``days`` as runs of consecutive days, ``(first, last)`` each, oldest first: the ranges one
+    Dagster run each can materialise."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][1] == ONE_DAY:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

@@ -88,6 +88,15 @@ RAW_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA.names)
 #: reads them from the day's partition, when present, so that Astro never enables what a person paused.
 STATUS_COLUMNS: tuple[str, ...] = ("keyword_status", "ad_group_status", "campaign_status")
 
+
+def raw_schema(names: list[str] | tuple[str, ...]) -> pa.Schema:
+    """The schema of a raw partition whose table has the columns ``names``: :data:`RAW_SCHEMA`, then
+    those of :data:`STATUS_COLUMNS` among ``names`` as nullable strings, in that order (a day without
+    status columns has exactly RAW_SCHEMA, so its bytes and content hash are what they were)."""
+    statuses = [pa.field(c, pa.string()) for c in STATUS_COLUMNS if c in names]
+    return pa.schema([*RAW_SCHEMA, *statuses])
+
+
 #: Keyword attributes carried from raw to preprocessed features (and on to the bid file).
 KEYWORD_ATTRIBUTES: tuple[str, ...] = (
     "campaign_id",

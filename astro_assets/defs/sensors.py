@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 
 from astro_assets.core import calendar
+from astro_assets.defs.checks import CHECK_SPECS
 from astro_assets.defs.resources import GoogleAdsReportFolder, KeywordSource
 from astro_assets.sources.report_index import REPORT_INDEX, IndexedReport
 from astro_assets.storage import RAW_FEATURES
@@ -60,6 +61,12 @@ class ReportPlan:
     cursor: dict[str, str]
 
 
+#: The checks a report's run executes: raw_features' own gates.
+RAW_GATES = [
+    dg.AssetCheckKey(dg.AssetKey(RAW_FEATURES), spec.name) for spec in CHECK_SPECS if spec.asset == RAW_FEATURES
+]
+
+
 def run_key(day: dt.date, reports: list[IndexedReport]) -> str:
     """The day, and each file (name and content hash) that brought it: the same bytes, the same key."""
     files = "+".join(sorted(f"{r.path.name}@{r.sha256[:16]}" for r in reports))
@@ -78,6 +85,8 @@ def plan_report_runs(entries: list[IndexedReport], seen: dict[str, str]) -> Repo
             run_key=run_key(day, reports),
             partition_key=day.isoformat(),
             asset_selection=[dg.AssetKey(RAW_FEATURES)],
+            # Its write-audit-publish checks, not its freshness check (the freshness sensor's, at the deadline).
+            asset_check_keys=RAW_GATES,
             tags={
                 REPORT_FILE_TAG: ",".join(sorted(r.path.name for r in reports)),
                 REPORT_SHA256_TAG: ",".join(sorted(r.sha256 for r in reports)),

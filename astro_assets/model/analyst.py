@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from astro_assets.core.analyst_rule import cannot_earn, group_priors, outage_rows, shrink
 from astro_assets.core.bid_rule import BidRule, max_cpc_units
 
 
@@ -104,22 +105,10 @@ def estimate(
     # Null conversion values: the keyword-day tells nothing about value; drop it (clicks too).
     usable = ~np.isnan(rows["value"])
     # Tracking outages: campaign-days with clicks but no conversion where the campaign's rate says
-    # several were expected.
-    campaigns, campaign_of = np.unique(rows["campaign"], return_inverse=True)
-    days, day_of = np.unique(rows["day"], return_inverse=True)
-    cell = campaign_of * len(days) + day_of
-    cells = len(campaigns) * len(days)
-    cell_clicks = np.bincount(cell, weights=rows["clicks"], minlength=cells)
-    cell_conversions = np.bincount(cell, weights=rows["conversions_corrected"], minlength=cells)
-    campaign_rate = np.divide(
-        np.bincount(campaign_of, weights=rows["conversions_corrected"], minlength=len(campaigns)),
-        np.bincount(campaign_of, weights=rows["clicks"], minlength=len(campaigns)),
-        out=np.zeros(len(campaigns)),
-        where=np.bincount(campaign_of, weights=rows["clicks"], minlength=len(campaigns)) > 0,
+    # several were expected (``core.analyst_rule``: the same formulas the published analyst runs).
+    usable &= ~outage_rows(
+        rows["campaign"], rows["day"], rows["clicks"], rows["conversions_corrected"], params.outage_expected_conversions
     )
-    expected = cell_clicks * np.repeat(campaign_rate, len(days))
-    outage = (cell_conversions == 0) & (expected >= params.outage_expected_conversions)
-    usable &= ~outage[cell]
     clicks = np.where(usable, rows["clicks"], 0.0)
     value = np.where(usable, rows["value"], 0.0)
 
@@ -131,27 +120,18 @@ def estimate(
     campaign_of_key[key_of] = rows["campaign"]
     key_clicks = np.bincount(key_of, weights=clicks, minlength=n)
     key_value = np.bincount(key_of, weights=value, minlength=n)
-    kappa = params.prior_clicks
-
-    total_rate = key_value.sum() / key_clicks.sum() if key_clicks.sum() > 0 else 0.0
-    c_ids, c_of = np.unique(campaign_of_key, return_inverse=True)
-    c_clicks = np.bincount(c_of, weights=key_clicks)
-    c_value = np.bincount(c_of, weights=key_value)
-    campaign_theta = (c_value + kappa * total_rate) / (c_clicks + kappa)
-    g_ids, g_of = np.unique(group_of_key, return_inverse=True)
-    g_clicks = np.bincount(g_of, weights=key_clicks)
-    g_value = np.bincount(g_of, weights=key_value)
-    g_campaign = np.zeros(len(g_ids), dtype=np.int64)
-    g_campaign[g_of] = c_of
-    group_theta = (g_value + kappa * campaign_theta[g_campaign]) / (g_clicks + kappa)
-    theta = (key_value + kappa * group_theta[g_of]) / (key_clicks + kappa)
+    groups, group_theta, _, _, _ = group_priors(
+        group_of_key, campaign_of_key, key_clicks, key_value, params.prior_clicks
+    )
+    theta = shrink(key_value, key_clicks, group_theta[np.searchsorted(groups, group_of_key)], params.prior_clicks)
 
     with_clicks = rows["clicks"] > 0
     day_cpc = np.divide(rows["cost"], rows["clicks"], out=np.full(len(key_of), np.inf), where=with_clicks)
     cheapest = np.full(n, np.inf)
     np.minimum.at(cheapest, key_of, day_cpc)
-    cannot_earn = (key_clicks >= params.min_clicks_to_pause) & (theta < cheapest)
-    return AnalystEstimate(keys, theta, key_clicks, cannot_earn)
+    return AnalystEstimate(
+        keys, theta, key_clicks, cannot_earn(theta, key_clicks, cheapest, params.min_clicks_to_pause)
+    )
 
 
 def analyst_bid_units(estimate: AnalystEstimate, keys: np.ndarray, rule: BidRule) -> np.ndarray:

@@ -10,6 +10,7 @@ import xgboost as xgb
 
 from astro_assets.core.features import FEATURE_NAMES, N_FEATURES
 from astro_assets.model.datasets import TrainingSet
+from astro_assets.model.registry import TRAILING_MEAN_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -116,4 +117,4 @@ class TrailingMeanModel(torch.nn.Module):
 
 def trailing_mean_version(end) -> str:
     """The version of the published trailing-mean baseline trained (nothing to train) up to ``end``."""
-    return f"{end.strftime('%Y%m%d')}-trailing-mean"
+    return f"{end.strftime('%Y%m%d')}{TRAILING_MEAN_SUFFIX}"

@@ -14,7 +14,7 @@ from astro_assets.model.datasets import TrainingSet
 from astro_assets.sources import synthetic
 
 #: The ways of predicting next day's value per click that are compared: the model and its baselines.
-PREDICTORS = ("model", "champion", "trailing_mean", "gbdt")
+PREDICTORS = ("model", "champion", "trailing_mean", "gbdt", "analyst")
 
 
 def evaluate(predictions: dict[str, np.ndarray], data: TrainingSet) -> dict[str, float]:
@@ -49,7 +49,8 @@ def comparison_table(metrics: dict[str, float]) -> str:
     lines = ["| predictor | " + " | ".join(label for _, label in shown) + " |", "|---" * (len(shown) + 1) + "|"]
     for name in PREDICTORS:
         if f"{name}_{shown[0][0]}" in metrics:
-            lines.append(f"| {name} | " + " | ".join(f"{metrics[f'{name}_{key}']:.4f}" for key, _ in shown) + " |")
+            cells = (f"{metrics[f'{name}_{key}']:.4f}" if f"{name}_{key}" in metrics else "–" for key, _ in shown)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

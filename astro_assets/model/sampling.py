@@ -146,8 +146,20 @@ def stratum_rng(seed: int, stratum: Stratum) -> np.random.Generator:
     return np.random.default_rng([seed, stratum.day_ordinal, stratum.shard])
 
 
+#: The keyword columns a sample may keep beside its rows (``write_stratum_sample(keys_file=...)``, int64):
+#: the held-out rows' ad group and campaign, which the careful analyst's estimate needs.
+KEY_COLUMNS = ("ad_group_id", "keyword_id", "campaign_id")
+
+
 def write_stratum_sample(
-    stratum: Stratum, quota: int, seed: int, by: str, features_file: str, columns_file: str, offset: int
+    stratum: Stratum,
+    quota: int,
+    seed: int,
+    by: str,
+    features_file: str,
+    columns_file: str,
+    offset: int,
+    keys_file: str | None = None,
 ) -> int:
     """The second pass: draw ``quota`` rows of the stratum and write them into the sample's
     memory-mapped files (``features_file`` [rows, T, F], ``columns_file`` [rows, SAMPLE_COLUMNS]) at
@@ -164,6 +176,12 @@ def write_stratum_sample(
     columns[offset : offset + k] = np.column_stack([target[kept], weight, clicks[kept], trailing]).astype(np.float32)
     columns.flush()
     del columns
+    if keys_file is not None:
+        ids = pq.read_table(stratum.features_path, columns=list(KEY_COLUMNS))
+        keys = np.lib.format.open_memmap(keys_file, mode="r+")
+        keys[offset : offset + k] = np.column_stack([ids.column(c).to_numpy()[positions] for c in KEY_COLUMNS])
+        keys.flush()
+        del keys
     features = np.lib.format.open_memmap(features_file, mode="r+")
     start, done = 0, 0
     for batch in pq.ParquetFile(stratum.features_path).iter_batches(

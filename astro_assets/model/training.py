@@ -17,12 +17,15 @@ from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt, wei
 from astro_assets.model.datasets import TrainingSet, TrainingWindow, features_array
 from astro_assets.model.evaluation import evaluate, gate, keyword_squared_errors, truth_errors
 from astro_assets.model.network import TrainingParams, ValuePerClickModel, predict, train
-from astro_assets.model.registry import ModelMismatchError, read_model
+from astro_assets.model.registry import ANALYST, ModelMismatchError, published_policy, read_model
 from astro_assets.storage import DataLayout
 
-#: The policies the platform can publish (as ``model.onnx``): the candidate, the champion (kept) and the
-#: trailing mean (``baselines.TrailingMeanModel``). XGBoost is compared but not shippable yet.
-SHIPPABLE = ("model", "champion", "trailing_mean")
+#: The policies the platform can publish: as ``model.onnx`` the candidate, the champion (kept) and the
+#: trailing mean (``baselines.TrailingMeanModel``); the careful analyst as its table of ad-group priors
+#: (``core.analyst_rule``, joined per shard by ``daily_predictions``). XGBoost is compared but not
+#: shipped: its trees would need a converter to ONNX (onnxmltools or hummingbird, new dependencies for a
+#: baseline); when it is best, the platform publishes the best policy it can ship and says so.
+SHIPPABLE = ("model", "champion", "trailing_mean", "analyst")
 
 
 def shippable(best: str, totals: dict[str, float]) -> tuple[str, str]:
@@ -32,7 +35,7 @@ def shippable(best: str, totals: dict[str, float]) -> tuple[str, str]:
         return best, ""
     candidates = {name: total for name, total in totals.items() if name in SHIPPABLE}
     chosen = max(candidates, key=candidates.get)
-    return chosen, f"; {best} cannot be published by the platform yet (ONNX only), so it publishes {chosen}"
+    return chosen, f"; {best} cannot be published by the platform, so it publishes {chosen}"
 
 
 def onnx_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
@@ -52,8 +55,10 @@ def onnx_predictor(model_bytes: bytes) -> Callable[[np.ndarray], np.ndarray]:
 
 def published_champion(layout: DataLayout) -> Callable[[np.ndarray], np.ndarray] | None:
     """The champion the gate compares with: the published ``model.onnx`` (None when there is none, or
-    when it cannot score today's features)."""
-    if not layout.onnx_model().exists():
+    when it cannot score today's features, or when the published policy is the careful analyst: the
+    analyst is a baseline of every gate, recomputed on the latest window, and ``model.onnx`` is then
+    not what production bids with)."""
+    if not layout.onnx_model().exists() or published_policy(layout)["policy"] == ANALYST:
         return None
     try:
         model_bytes, _ = read_model(layout)
@@ -130,6 +135,7 @@ def train_candidate(
     champion: Callable[[np.ndarray], np.ndarray] | None = None,
     holdout_keys: np.ndarray | None = None,
     whole_day: Callable[[dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]], dict[str, float]] | None = None,
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> TrainedCandidate:
     """Fit, compare and decide. ``scored_holdout`` (every keyword of the held-out day: keyword_id,
     features, trailing_value_per_click) and ``truth`` (keyword ids -> true value per click) add the
@@ -138,7 +144,8 @@ def train_candidate(
     The gate (``evaluation.gate``): on the held-out rows (several days when ``holdout`` holds several;
     ``holdout_keys`` names each row's keyword so the bootstrap resamples keywords, else rows), the
     candidate must beat ``champion`` (the published model's predictions, when there is one) and the
-    best baseline (trailing mean, XGBoost) by a real margin in click-weighted squared error."""
+    best baseline (trailing mean, XGBoost, and ``baselines``: other policies' predictions on the
+    held-out rows, e.g. the careful analyst's) by a real margin in click-weighted squared error."""
     log(f"training on {len(train_set):,} rows from {len(window.train_days)} days")
     model, losses = train(train_set, plan.network, log=log)
     gbdt_params = plan.gbdt
@@ -151,6 +158,8 @@ def train_candidate(
     }
     if champion is not None:
         held_out["champion"] = np.asarray(champion(holdout.features), dtype=np.float64)
+    for name, values in (baselines or {}).items():
+        held_out[name] = np.asarray(values, dtype=np.float64)
     metrics = evaluate(held_out, holdout)
     if truth is not None and scored_holdout is not None:
         # Every keyword scored on the held-out day, against what its next click is really worth.
@@ -178,7 +187,7 @@ def train_candidate(
         {name: keyword_squared_errors(values, holdout) for name, values in held_out.items()},
         candidate="model",
         champion="champion" if champion is not None else None,
-        baselines=("trailing_mean", "gbdt"),
+        baselines=("trailing_mean", "gbdt", *(baselines or {})),
         groups=holdout_keys,
         margin=plan.promotion_margin,
     )

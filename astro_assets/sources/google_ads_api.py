@@ -7,7 +7,11 @@ the same day exported to a file become the same ``raw_features`` table, and bad 
 messages (naming ``google-ads-api keyword_view <day>`` instead of a file).
 
 The selected fields are the file ingest's :data:`~astro_assets.sources.google_ads_report.API_COLUMNS` (one
-place owns the field list) plus the campaign, ad group and keyword status columns. The client is a
+place owns the field list: ``report_languages.API``), which include the keyword's, its ad group's and its
+campaign's status (``ad_group_criterion.status``, ``ad_group.status``, ``campaign.status``): they become the
+``raw_features`` status columns (``core.features.STATUS_COLUMNS``; ENABLED / PAUSED / REMOVED, UNKNOWN and
+UNSPECIFIED read as unknown) that the bid file reads so that Astro never enables what a person paused. The
+client is a
 ``google.ads.googleads.client.GoogleAdsClient`` created with ``use_proto_plus=False``: rows arrive as plain
 protobuf messages, which Google recommends for large result sets (proto-plus wraps every field access;
 https://developers.google.com/google-ads/api/docs/client-libs/python/proto-getters). Each row's fields are
@@ -28,19 +32,22 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from astro_assets.core.features import STATUS_COLUMNS
 from astro_assets.sources.google_ads_report import API_COLUMNS, normalise, to_day_tables
 from astro_assets.sources.google_ads_retry import RetryPolicy, call_with_retries
+from astro_assets.sources.report_languages import API
 
 #: The Google Ads API version Astro speaks (a module of the google-ads package: google.ads.googleads.v26).
 API_VERSION = "v26"
-#: Status columns read with every row (campaign, ad group and keyword status as the account has them).
-STATUS_FIELDS: tuple[str, ...] = ("campaign.status", "ad_group.status", "ad_group_criterion.status")
+#: Status fields read with every row (keyword, ad group and campaign status as the account has them),
+#: in ``core.features.STATUS_COLUMNS`` order; they are part of API_COLUMNS.
+STATUS_FIELDS: tuple[str, ...] = tuple(API.columns[c][0] for c in STATUS_COLUMNS)
 #: Seconds a SearchStream call may take before it is cancelled (and retried).
 SEARCH_TIMEOUT_SECONDS = 3600.0
 
 
 def report_fields() -> tuple[str, ...]:
-    """The GAQL fields selected: the file ingest's API columns, then the status columns."""
+    """The GAQL fields selected: the file ingest's API columns (the status fields among them)."""
     fields = list(API_COLUMNS)
     fields += [f for f in STATUS_FIELDS if f not in fields]
     return tuple(fields)

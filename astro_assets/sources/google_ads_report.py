@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from astro_assets.core.features import RAW_COLUMNS, RAW_SCHEMA
+from astro_assets.core.features import RAW_COLUMNS, STATUS_COLUMNS, raw_schema
 from astro_assets.sources.report_files import UnreadableReport, read_report_file
 from astro_assets.sources.report_languages import (
     API,
@@ -74,8 +74,9 @@ API_COLUMNS: dict[str, str | None] = {
 UI_COLUMNS: dict[str, str | None] = {
     names[0]: (None if target == DAY else target) for target, names in ENGLISH.columns.items()
 }
-#: Report columns that may be absent (they become nulls, which the null policy handles).
-OPTIONAL = {"quality_score", "search_impression_share", "conversion_value", "match_type", CURRENCY}
+#: Report columns that may be absent (they become nulls, which the null policy handles; an absent
+#: status column is an unknown status, and the day's partition has no such column).
+OPTIONAL = {"quality_score", "search_impression_share", "conversion_value", "match_type", CURRENCY, *STATUS_COLUMNS}
 #: Identity and name columns: a row without one of them cannot be a keyword.
 REQUIRED_VALUES = (
     "campaign_id",
@@ -171,6 +172,21 @@ def _keyword_and_match(
     return plain, mapped
 
 
+def _statuses(frame: pd.DataFrame, source: str, language: Language, where: str, problems: list[str]) -> pd.Series:
+    """A status column as ENABLED / PAUSED / REMOVED (``report_languages``: which column, which words);
+    empty, ``--`` and the API's UNKNOWN / UNSPECIFIED are nulls (unknown). A word the language does not
+    know is a problem (the file is refused), never a guess."""
+    words = text_cells(frame[source])
+    folded = words.str.casefold()
+    unknown = words.notna() & ~folded.isin(list(language.statuses)).fillna(False).astype(bool)
+    if unknown.any():
+        problems.append(
+            f"{where}: column '{source}': {int(unknown.sum())} unknown statuses (e.g. {examples(words, unknown)}; "
+            f"expected one of {', '.join(w.capitalize() for w, v in language.statuses.items() if v)})"
+        )
+    return folded.map(language.statuses).astype("string")
+
+
 def normalise(
     path: Path,
     kind: str,
@@ -227,6 +243,9 @@ def normalise(
     for target in ("campaign_name", "ad_group_name"):
         out[target] = text_cells(frame[found[target]])
     out["keyword_text"], out["match_type"] = _keyword_and_match(frame, found, where, problems)
+    for target in STATUS_COLUMNS:
+        if target in found:
+            out[target] = _statuses(frame, found[target], language, where, problems)
 
     columns: dict[str, Column] = {}
     for target in IDS:
@@ -333,12 +352,17 @@ def to_day_tables(reports: list[Report]) -> dict[dt.date, pa.Table]:
         )
     tables = {}
     for day, group in rows.groupby("day"):
-        frame = group[list(RAW_COLUMNS)].copy()
+        # A status column is kept when the day has a status in it; without one it is unknown, as absent.
+        statuses = [c for c in STATUS_COLUMNS if c in group.columns and group[c].notna().any()]
+        schema = raw_schema(statuses)
+        frame = group[schema.names].copy()
         for column in (*INTEGER_COLUMNS, "cost_micros"):
             frame[column] = frame[column].astype("Float64").round().astype("Int64")
         for column in ("conversions", "conversion_value", "search_impression_share"):
             frame[column] = frame[column].astype("float64")
-        tables[day] = pa.Table.from_pandas(frame, schema=RAW_SCHEMA, preserve_index=False)
+        for column in statuses:
+            frame[column] = frame[column].astype("string")
+        tables[day] = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     return tables
 
 

@@ -30,6 +30,37 @@ Where the names come from (checked 2026-11-26):
 Names not seen in those sources are listed after the verified ones as best knowledge (the ID columns'
 localised names and the localised "search keyword" names); a header the table does not know is reported
 by name as missing, never guessed.
+
+Status columns (``core.features.STATUS_COLUMNS``: the keyword's, its ad group's and its campaign's own
+status, each Enabled / Paused / Removed, read into ENABLED / PAUSED / REMOVED), checked 2026-11-26:
+
+- The UI's keyword report has two status columns. ``Keyword status`` is the status a person sets
+  (Enabled, Paused, Removed): it is the first column of the "Search keyword report" download (public
+  parsers of the download on GitHub and their test fixtures: ``Keyword status,Keyword,Match
+  type,Campaign,…`` with ``Enabled``; the Spanish export's ``Estado de palabras clave`` holds
+  ``Habilitado`` / ``Detenido`` next to a separate ``Estado`` / ``Motivos del estado``). ``Status`` is the
+  serving status: "If several statuses apply to a keyword, we'll show you the most relevant status
+  first" — ``Eligible``,
+  ``Campaign paused``, ``Ad group paused``, ``Paused``, ``Removed``, ``Below first page bid``, …
+  ("Keyword status: Definition", https://support.google.com/google-ads/answer/99482; "a keyword that's
+  enabled, but the campaign the keyword belongs to is paused [...] We'll display that keyword's status as
+  paused", https://support.google.com/adwords/answer/2453978). Astro reads ``Keyword status``, never
+  ``Status``: one cell of ``Status`` names one of several statuses, so a keyword paused by a person in a
+  paused campaign shows ``Campaign paused`` there, and reading it would make that keyword's pause look
+  like nobody's. ``Status`` stays an ignored column.
+- ``Ad group status`` / ``Campaign status``: the ad group's and the campaign's own status, with the same
+  words. These two names were not found in a source (best knowledge, following ``Keyword status``): a
+  report that names them otherwise has them ignored, and those statuses are unknown.
+- The Google Ads API: ``ad_group_criterion.status``, ``ad_group.status``, ``campaign.status``, enums
+  ENABLED / PAUSED / REMOVED, plus UNKNOWN ("the received value is not known in this version") and
+  UNSPECIFIED, read as an unknown status (null)
+  (https://developers.google.com/google-ads/api/reference/rpc/v26/AdGroupCriterionStatusEnum.AdGroupCriterionStatus;
+  the Google Ads API team: "'ad_group_criterion.status' will get if you paused or removed the keyword,
+  mapping to 'Removed' and 'Paused' in the UI",
+  https://www.mail-archive.com/adwords-api@googlegroups.com/msg102318.html).
+- Only the English UI's and the API's status columns are mapped. The French, German and Spanish names
+  and words for "removed" were not found in a source, and a status word the table does not know refuses
+  the file: those reports' status columns stay ignored (unknown status, as before).
 """
 
 from __future__ import annotations
@@ -57,6 +88,9 @@ class Language:
     totals: tuple[str, ...] = ("Total",)
     #: Match type words -> EXACT / PHRASE / BROAD.
     match_types: dict[str, str] = field(default_factory=dict)
+    #: Status words (case-folded) -> ENABLED / PAUSED / REMOVED, or None for a status the source
+    #: itself calls unknown (a null: Astro treats it as not paused).
+    statuses: dict[str, str | None] = field(default_factory=dict)
 
 
 ENGLISH = Language(
@@ -79,8 +113,12 @@ ENGLISH = Language(
         "quality_score": ("Quality Score",),
         "search_impression_share": ("Search impr. share", "Search impression share"),
         CURRENCY: ("Currency code",),
+        "keyword_status": ("Keyword status",),
+        "ad_group_status": ("Ad group status",),
+        "campaign_status": ("Campaign status",),
     },
     totals=("Total",),
+    statuses={"enabled": "ENABLED", "paused": "PAUSED", "removed": "REMOVED"},
     match_types={
         "exact match": "EXACT",
         "phrase match": "PHRASE",
@@ -220,8 +258,12 @@ API = Language(
         "conversion_value": ("metrics.conversions_value",),
         "quality_score": ("ad_group_criterion.quality_info.quality_score",),
         "search_impression_share": ("metrics.search_impression_share",),
+        "keyword_status": ("ad_group_criterion.status",),
+        "ad_group_status": ("ad_group.status",),
+        "campaign_status": ("campaign.status",),
     },
     match_types={"exact": "EXACT", "phrase": "PHRASE", "broad": "BROAD"},
+    statuses={"enabled": "ENABLED", "paused": "PAUSED", "removed": "REMOVED", "unknown": None, "unspecified": None},
 )
 
 #: Every match type word of every language (they do not clash).

@@ -7,18 +7,14 @@ Spark aggregation per asset counts keywords that appear twice. The suites read t
 published from its staging folder (``CheckInputs.staged``): write, audit, then publish.
 """
 
-import great_expectations.expectations as gxe
-import pandas as pd
 from pyspark.sql import functions as F
 
 from astro_assets.core import audit
+from astro_assets.core.bid_rule import KEYWORD_PAIR
 from astro_assets.core.features import FEATURES, RAW_COLUMNS
 from astro_assets.stages.spark import sum_file_totals
-from astro_assets.stages.validation import CheckInputs, Suite
+from astro_assets.stages.validation import CheckInputs, Suite, at_most, totals_frame
 from astro_assets.storage import DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
-
-#: A keyword is identified by its ad group and its criterion id (Google Ads' own key).
-KEYWORD_KEY = ("ad_group_id", "keyword_id")
 
 #: Share of nulls tolerated per raw column before the null check warns (README "Checks").
 RAW_NULL_TOLERANCE: dict[str, float] = {
@@ -39,17 +35,8 @@ def _files(inputs: CheckInputs, asset: str) -> list[str]:
 def _duplicate_keywords(inputs: CheckInputs, asset: str) -> int:
     """Keywords (ad group, criterion) with more than one row in the day's partition of ``asset``."""
     frame = inputs.read(asset)
-    key = [c for c in KEYWORD_KEY if c in frame.columns]
+    key = [c for c in KEYWORD_PAIR if c in frame.columns]
     return frame.groupBy(*key).count().where(F.col("count") > 1).count()
-
-
-def _totals_frame(totals: dict[str, int | float]) -> pd.DataFrame:
-    return pd.DataFrame([totals])
-
-
-def _at_most(column: str, limit: float = 0) -> gxe.Expectation:
-    """The total (or share) ``column`` is at most ``limit``; GX reports the observed value."""
-    return gxe.ExpectColumnMaxToBeBetween(column=column, min_value=0, max_value=limit)
 
 
 def _share(totals: dict[str, int], name: str) -> float:
@@ -60,15 +47,17 @@ def _share(totals: dict[str, int], name: str) -> float:
 
 
 def raw_totals(inputs: CheckInputs) -> dict[str, int]:
-    return sum_file_totals(inputs.spark, _files(inputs, RAW_FEATURES), audit.audit_raw_file)
+    return inputs.once(
+        "raw_totals", lambda: sum_file_totals(inputs.spark, _files(inputs, RAW_FEATURES), audit.audit_raw_file)
+    )
 
 
 def raw_nulls_within_tolerance(inputs: CheckInputs) -> Suite:
     """Nulls (and NaN) per column within their tolerated share."""
     totals = raw_totals(inputs)
     shares = {f"null_share_{c}": _share(totals, f"null_{c}") + _share(totals, f"nan_{c}") for c in RAW_COLUMNS}
-    expectations = [_at_most(f"null_share_{c}", tolerance) for c, tolerance in RAW_NULL_TOLERANCE.items()]
-    return Suite(_totals_frame(shares), expectations, {"rows": totals.get("rows", 0)})
+    expectations = [at_most(f"null_share_{c}", tolerance) for c, tolerance in RAW_NULL_TOLERANCE.items()]
+    return Suite(totals_frame(shares), expectations, {"rows": totals.get("rows", 0)})
 
 
 def raw_conversions_rarely_exceed_clicks(inputs: CheckInputs) -> Suite:
@@ -77,7 +66,7 @@ def raw_conversions_rarely_exceed_clicks(inputs: CheckInputs) -> Suite:
     share = {"conversions_above_clicks_share": _share(totals, "conversions_above_clicks")}
     counts = {"rows": totals.get("rows", 0), "conversions_above_clicks": totals.get("conversions_above_clicks", 0)}
     return Suite(
-        _totals_frame(share), [_at_most("conversions_above_clicks_share", CONVERSIONS_ABOVE_CLICKS_TOLERANCE)], counts
+        totals_frame(share), [at_most("conversions_above_clicks_share", CONVERSIONS_ABOVE_CLICKS_TOLERANCE)], counts
     )
 
 
@@ -97,8 +86,8 @@ def raw_metrics_are_consistent(inputs: CheckInputs) -> Suite:
     totals["duplicate_keywords"] = _duplicate_keywords(inputs, RAW_FEATURES)
     rules = (*RAW_RULES, "duplicate_keywords")
     return Suite(
-        _totals_frame({r: totals.get(r, 0) for r in rules}),
-        [_at_most(r) for r in rules],
+        totals_frame({r: totals.get(r, 0) for r in rules}),
+        [at_most(r) for r in rules],
         {"rows": totals.get("rows", 0)},
     )
 
@@ -107,7 +96,10 @@ def raw_metrics_are_consistent(inputs: CheckInputs) -> Suite:
 
 
 def features_totals(inputs: CheckInputs) -> dict[str, int]:
-    return sum_file_totals(inputs.spark, _files(inputs, PREPROCESSED_FEATURES), audit.audit_features_file)
+    return inputs.once(
+        "features_totals",
+        lambda: sum_file_totals(inputs.spark, _files(inputs, PREPROCESSED_FEATURES), audit.audit_features_file),
+    )
 
 
 NO_NULL_RULES = (
@@ -127,8 +119,8 @@ RANGE_RULES = (
 def preprocessed_no_nulls(inputs: CheckInputs) -> Suite:
     totals = features_totals(inputs)
     return Suite(
-        _totals_frame({r: totals.get(r, 0) for r in NO_NULL_RULES}),
-        [_at_most(r) for r in NO_NULL_RULES],
+        totals_frame({r: totals.get(r, 0) for r in NO_NULL_RULES}),
+        [at_most(r) for r in NO_NULL_RULES],
         {"rows": totals.get("rows", 0)},
     )
 
@@ -138,15 +130,15 @@ def preprocessed_within_range(inputs: CheckInputs) -> Suite:
     an input outside its physical range (negative clicks, clicks above impressions) shows here."""
     totals = features_totals(inputs)
     return Suite(
-        _totals_frame({r: totals.get(r, 0) for r in RANGE_RULES}),
-        [_at_most(r) for r in RANGE_RULES],
+        totals_frame({r: totals.get(r, 0) for r in RANGE_RULES}),
+        [at_most(r) for r in RANGE_RULES],
         {"rows": totals.get("rows", 0)},
     )
 
 
 def preprocessed_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     duplicates = _duplicate_keywords(inputs, PREPROCESSED_FEATURES)
-    return Suite(_totals_frame({"duplicate_keywords": duplicates}), [_at_most("duplicate_keywords")])
+    return Suite(totals_frame({"duplicate_keywords": duplicates}), [at_most("duplicate_keywords")])
 
 
 # -- daily_predictions ------------------------------------------------------------------------------
@@ -163,8 +155,8 @@ PREDICTION_RULES = (
 def predictions_finite_and_non_negative(inputs: CheckInputs) -> Suite:
     totals = sum_file_totals(inputs.spark, _files(inputs, DAILY_PREDICTIONS), audit.audit_predictions_file)
     return Suite(
-        _totals_frame({r: totals.get(r, 0) for r in PREDICTION_RULES}),
-        [_at_most(r) for r in PREDICTION_RULES],
+        totals_frame({r: totals.get(r, 0) for r in PREDICTION_RULES}),
+        [at_most(r) for r in PREDICTION_RULES],
         {"rows": totals.get("rows", 0)},
     )
 
@@ -174,9 +166,9 @@ def predictions_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     expected = sum(audit.file_rows(path) for path in _files(inputs, PREPROCESSED_FEATURES))
     scored = sum(audit.file_rows(path) for path in _files(inputs, DAILY_PREDICTIONS))
     duplicates = _duplicate_keywords(inputs, DAILY_PREDICTIONS)
-    frame = _totals_frame({"duplicate_keywords": duplicates, "keywords_not_scored": abs(expected - scored)})
+    frame = totals_frame({"duplicate_keywords": duplicates, "keywords_not_scored": abs(expected - scored)})
     return Suite(
         frame,
-        [_at_most("duplicate_keywords"), _at_most("keywords_not_scored")],
+        [at_most("duplicate_keywords"), at_most("keywords_not_scored")],
         {"keywords_expected": expected, "rows": scored},
     )

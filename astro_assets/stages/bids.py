@@ -31,14 +31,31 @@ tab-separated, as Editor's own exports are. Status values are Editor's spellings
 ``Paused``, match types ``Exact`` / ``Phrase`` / ``Broad``, Max CPC a decimal in the account currency
 ("12.34": a dot, no currency sign, no thousands separator). The rows carry ``Campaign ID``,
 ``Ad group ID`` and ``Keyword ID`` beside the names, so that an item renamed in the account is still
-the same item: the parts of the help this project could retrieve do not state how Editor matches an
-imported keyword row on these IDs (see README "Publishing bids": if Editor matches by names only, a
-campaign or ad group renamed after the report no longer matches until the next report has the new name).
+the same item.
+
+What Google's help was found to say, and what it was not (searched again 2026-11-26; the search tool
+returns only the opening of each help page, in every language and mirror tried):
+
+- Verified (57747, its opening, English, German, Chinese and Japanese versions and an older "AdWords
+  Editor" copy): English headers, case and spaces ignored; a blank field makes no change; ``[]``
+  erases a value; the article covers "how to retain version history when making edits" — the section
+  where ID columns would be described — but that section, the keyword rows of its column table
+  (``Keyword``, ``Criterion Type``, ``Max CPC``, ``Keyword ID``, ...) and the Status values lie beyond
+  the part retrieved.
+- Not verified from Google: whether Editor matches an imported keyword row by ``Campaign ID`` /
+  ``Ad group ID`` / ``Keyword ID`` or by names; the column names ``Criterion Type``, ``Max CPC``,
+  ``Status`` and the values ``Enabled`` / ``Paused`` (public Editor-import builders on GitHub write
+  exactly these, e.g. ``Campaign,Ad Group,Keyword,Criterion Type,Status`` with ``Enabled`` /
+  ``Paused`` and ``Action,...,Criterion Type,Status,Max CPC``: consistent, but not Google's word); the
+  UTF-16 tab-separated encoding (Editor's own exports, per the issue); any import size limit (none was
+  found: ``MAX_EDITOR_ROWS`` is a conservative choice). If Editor matches by names only, a campaign or
+  ad group renamed after the report no longer matches until the next report has the new name (README
+  "Publishing bids").
+- The statuses Astro reads come from the report, not from Editor: ``sources.report_languages``.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -66,29 +83,19 @@ from astro_assets.core.bid_rule import (
     previous_units_of,
     units_to_micros,
 )
+from astro_assets.core.editor import (  # the format and its reading are in core: the checks' Spark tasks read files
+    EDITOR_BOM,
+    EDITOR_COLUMNS,
+    EDITOR_ENCODING,
+    EDITOR_MATCH_TYPES,
+    EDITOR_SEPARATOR,
+    EDITOR_STATUSES,
+    read_editor_file,
+)
 from astro_assets.core.features import STATUS_COLUMNS
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout
 from astro_assets.storage.publish import is_published
 
-#: Google Ads Editor column names (one keyword per row).
-EDITOR_COLUMNS = (
-    "Campaign ID",
-    "Campaign",
-    "Ad group ID",
-    "Ad group",
-    "Keyword ID",
-    "Keyword",
-    "Criterion Type",
-    "Max CPC",
-    "Status",
-)
-#: Editor's spelling of match types and of keyword statuses.
-EDITOR_MATCH_TYPES = {"EXACT": "Exact", "PHRASE": "Phrase", "BROAD": "Broad"}
-EDITOR_STATUSES = {ENABLED: "Enabled", PAUSED: "Paused"}
-#: Editor's own exports: UTF-16 little-endian with a byte-order mark, tab-separated.
-EDITOR_BOM = codecs.BOM_UTF16_LE
-EDITOR_ENCODING = "utf-16-le"
-EDITOR_SEPARATOR = "\t"
 #: Rows per Editor file at most. The Editor help pages this project could retrieve state no import
 #: size limit; Google Ads allows 20,000 keywords per ad group and 5 million per account ("About your
 #: Google Ads account limits", https://support.google.com/google-ads/answer/6372658). Files are split
@@ -341,9 +348,10 @@ def encode_editor_file(rows: pa.Table) -> bytes:
     header row, tab-separated fields, fields quoted only where they contain a tab, a quote or a line
     break."""
     text = io.BytesIO()
-    try:
-        pacsv.write_csv(rows, text, write_options=pacsv.WriteOptions(delimiter=EDITOR_SEPARATOR, quoting_style="none"))
-        body = text.getvalue().decode("utf-8")
+    try:  # Arrow quotes a header row whatever the quoting style: the header is written here instead
+        options = pacsv.WriteOptions(delimiter=EDITOR_SEPARATOR, quoting_style="none", include_header=False)
+        pacsv.write_csv(rows, text, write_options=options)
+        body = EDITOR_SEPARATOR.join(rows.column_names) + "\n" + text.getvalue().decode("utf-8")
     except pa.ArrowInvalid:  # a value with a tab, a quote or a line break: quote those (RFC 4180)
         out = io.StringIO()
         writer = csv.writer(out, delimiter=EDITOR_SEPARATOR, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
@@ -351,31 +359,6 @@ def encode_editor_file(rows: pa.Table) -> bytes:
         writer.writerows(zip(*(c.to_pylist() for c in rows.columns), strict=True))
         body = out.getvalue()
     return EDITOR_BOM + body.encode(EDITOR_ENCODING)
-
-
-def read_editor_file(data: bytes, name: str = "Editor file") -> pa.Table:
-    """An Editor file read back as Editor reads it: the byte-order mark, UTF-16, tab-separated, the
-    header row, quoted fields, every field a string (a blank field an empty string). Raises
-    ``ValueError`` naming the file when it is not UTF-16 with a byte-order mark or a row does not have
-    the header's fields."""
-    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise ValueError(f"{name}: no UTF-16 byte-order mark; Editor files are UTF-16 with one")
-    text = data.decode("utf-16")  # the byte-order mark decides the byte order, and is dropped
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=EDITOR_SEPARATOR), [])
-    if not header:
-        raise ValueError(f"{name}: empty, not even a header row")
-    try:
-        return pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            parse_options=pacsv.ParseOptions(delimiter=EDITOR_SEPARATOR, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={column: pa.string() for column in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as error:
-        raise ValueError(f"{name}: not a well-formed tab-separated file: {error}") from None
 
 
 def read_editor_files(layout: DataLayout, folder: Path, kind: str = "bids") -> pa.Table:

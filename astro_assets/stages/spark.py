@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyspark.cloudpickle
 from pyspark.sql import DataFrame, SparkSession
 
-from astro_assets.core import audit, features, lagging, scoring
+from astro_assets.core import analyst_rule, audit, editor, features, lagging, scoring
 
 # The executor-side modules travel by value: executors need numpy, pyarrow and onnxruntime only.
-for _module in (audit, features, lagging, scoring):
+for _module in (analyst_rule, audit, editor, features, lagging, scoring):
     pyspark.cloudpickle.register_pickle_by_value(_module)
 
 
@@ -42,16 +42,22 @@ def run_shard_tasks(spark: SparkSession, shards: Iterable[int], task: Callable[[
 
 
 def map_files(
-    spark: SparkSession, files: list[str], read: Callable[[str], Iterator[pa.RecordBatch]], schema: str
+    spark: SparkSession,
+    files: list[str],
+    read: Callable[[str], Iterator[pa.RecordBatch]],
+    schema: str,
+    tasks: int | None = None,
 ) -> DataFrame:
-    """A Spark frame of ``read(path)``'s batches over ``files``, one task per file."""
+    """A Spark frame of ``read(path)``'s batches over ``files``, one task per file, or ``tasks`` tasks
+    each reading a run of consecutive files (many small files: a task costs more than a file)."""
 
     def run(batches):
         for batch in batches:
             for index in batch.column(0).to_pylist():
                 yield from read(files[index])
 
-    return spark.range(0, len(files), 1, numPartitions=max(1, len(files))).mapInArrow(run, schema)
+    partitions = max(1, min(len(files), tasks or len(files)))
+    return spark.range(0, len(files), 1, numPartitions=partitions).mapInArrow(run, schema)
 
 
 def sum_file_totals(spark: SparkSession, files: list[str], count: Callable[[str], dict[str, int]]) -> dict[str, int]:

@@ -25,16 +25,20 @@ import numpy as np
 import pyspark.cloudpickle
 from pyspark.sql import SparkSession
 
+from astro_assets.core.analyst_rule import analyst_values, policy_bytes
 from astro_assets.core.calendar import ONE_DAY
 from astro_assets.core.features import LAGS, N_FEATURES
 from astro_assets.model import sampling
+from astro_assets.model.analyst import AnalystParams
 from astro_assets.model.checkpoint import model_version, save_trained_model
 from astro_assets.model.datasets import TrainingSet, TrainingWindow
 from astro_assets.model.heldout import evaluate_day
-from astro_assets.model.sampling import BY_CLICKS, BY_ROWS, SAMPLE_COLUMNS, Stratum
+from astro_assets.model.registry import analyst_version
+from astro_assets.model.sampling import BY_CLICKS, BY_ROWS, KEY_COLUMNS, SAMPLE_COLUMNS, Stratum
 from astro_assets.model.training import TrainedCandidate, TrainingPlan, published_champion, train_candidate
+from astro_assets.stages.analyst import analyst_table
 from astro_assets.stages.spark import run_shard_tasks
-from astro_assets.storage import PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout, MissingPartitionError
+from astro_assets.storage import PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout, MissingPartitionError, publishing_file
 
 # The sampling tasks run on the executors: the module travels by value, like ``core``.
 pyspark.cloudpickle.register_pickle_by_value(sampling)
@@ -42,6 +46,8 @@ pyspark.cloudpickle.register_pickle_by_value(sampling)
 #: Held-out rows the promotion gate compares on (a uniform sample of the held-out day's labelled rows;
 #: every row below this). The reported metrics are over the whole day.
 HOLDOUT_GATE_ROWS = 200_000
+#: The sample's file of row keys (``draw_sample(keys=True)``).
+KEYS_FILE = "keys.npy"
 
 
 def day_strata(layout: DataLayout, days: list[dt.date]) -> list[Stratum]:
@@ -66,9 +72,11 @@ def draw_sample(
     folder: Path,
     by: str = BY_CLICKS,
     log: Callable[[str], None] = print,
+    keys: bool = False,
 ) -> tuple[TrainingSet, dict]:
     """The sample of ``budget`` rows of ``strata`` (``model.sampling``) as a :class:`TrainingSet` over
-    memory-mapped files in ``folder``, and its description (rows, labelled rows, seconds)."""
+    memory-mapped files in ``folder``, and its description (rows, labelled rows, seconds). With
+    ``keys``, each row's ``sampling.KEY_COLUMNS`` too, in ``folder / KEYS_FILE``."""
     started = time.perf_counter()
     counted = run_shard_tasks(spark, range(len(strata)), lambda i: sampling.count_labelled(strata[i]))
     counts = [counted[i] for i in range(len(strata))]
@@ -83,10 +91,15 @@ def draw_sample(
     # Created (sparse) by the driver, filled by the tasks at their offsets.
     for path, shape in ((features_file, (rows, LAGS, N_FEATURES)), (columns_file, (rows, len(SAMPLE_COLUMNS)))):
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape).flush()
+    keys_file = str(folder / KEYS_FILE) if keys else None
+    if keys_file is not None:
+        np.lib.format.open_memmap(keys_file, mode="w+", dtype=np.int64, shape=(rows, len(KEY_COLUMNS))).flush()
     offsets = np.concatenate([[0], np.cumsum(quotas)]).tolist()
 
     def write(i: int) -> int:
-        return sampling.write_stratum_sample(strata[i], quotas[i], seed, by, features_file, columns_file, offsets[i])
+        return sampling.write_stratum_sample(
+            strata[i], quotas[i], seed, by, features_file, columns_file, offsets[i], keys_file
+        )
 
     written = run_shard_tasks(spark, [i for i in range(len(strata)) if quotas[i] > 0], write)
     wrong = {i: n for i, n in written.items() if n != quotas[i]}
@@ -145,7 +158,22 @@ def train_on_window(
             spark, day_strata(layout, window.train_days), training_rows, seed, folder / "train", BY_CLICKS, log
         )
         holdout_strata = day_strata(layout, [window.holdout_day])
-        holdout, _ = draw_sample(spark, holdout_strata, HOLDOUT_GATE_ROWS, seed, folder / "holdout", BY_ROWS, log)
+        holdout, _ = draw_sample(
+            spark, holdout_strata, HOLDOUT_GATE_ROWS, seed, folder / "holdout", BY_ROWS, log, keys=True
+        )
+        # The careful analyst as the platform would publish it (its table from the held-out day's own
+        # window: data up to that day, not its target), scored on the gate's rows.
+        analyst = analyst_table(
+            spark, layout, window.holdout_day, analyst_version(end), AnalystParams(), folder / "analyst"
+        )
+        gate_keys = np.load(folder / "holdout" / KEYS_FILE)
+        analyst_holdout = analyst_values(
+            analyst,
+            window.holdout_day,
+            gate_keys[:, KEY_COLUMNS.index("ad_group_id")],
+            gate_keys[:, KEY_COLUMNS.index("campaign_id")],
+            holdout.features,
+        )
         candidate = train_candidate(
             window,
             end,
@@ -157,7 +185,11 @@ def train_on_window(
             log=log,
             whole_day=lambda predictors: _whole_day(holdout_strata, predictors, truth, log),
             champion=published_champion(layout),
+            baselines={"analyst": analyst_holdout},
         )
+        candidate.record["analyst_version"] = analyst_version(end)
+        with publishing_file(layout.trained_analyst_policy(candidate.version)) as tmp:
+            tmp.write_bytes(policy_bytes(analyst))
         candidate.record["training_sample"] = {"budget": training_rows, "seed": seed, **sample}
         candidate.record["training_rows"] = len(train_set)
         save_trained_model(layout, candidate.version, candidate.model, plan.network, holdout, candidate.record)

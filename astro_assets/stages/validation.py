@@ -3,12 +3,19 @@
 
 GX 1.x is called directly with an ephemeral context (``dagster-ge`` requires GX < 1.0). Each suite
 is a function from :class:`CheckInputs` (Spark, the layout, the bid rule, the day) to a
-:class:`Suite`: the Spark frame to validate, its expectations, and counts to show beside them.
-``defs.checks`` turns each into a Dagster asset check.
+:class:`Suite`: the frame to validate (a one-row frame of totals: ``totals_frame``), its
+expectations (``at_most``), and counts to show beside them. ``defs.checks`` turns each into a
+Dagster asset check.
+
+The bid-file suites read the Editor files as Editor reads them, one Spark task per file
+(``core.audit.audit_editor_file``), join the rows to the day's predictions on the keyword pair in one
+Spark aggregation (``bid_file_totals``), and hand GX the totals: no Spark job per expectation.
 """
 
 import datetime as dt
+import functools
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +26,13 @@ import numpy as np
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark import StorageLevel
+from pyspark.errors import PythonException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from astro_assets.core.bid_rule import KEYWORD_PAIR, PAUSED, BidRule
-from astro_assets.stages.bids import EDITOR_MATCH_TYPES, EDITOR_STATUSES, read_editor_files
+from astro_assets.core import audit
+from astro_assets.core.bid_rule import KEYWORD_PAIR, BidRule
+from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
     BID_FILE,
     DAILY_PREDICTIONS,
@@ -117,6 +126,16 @@ class CheckInputs:
     day: dt.date
     rule: BidRule = field(default_factory=BidRule)
     staged: Mapping[str, Path] = field(default_factory=dict)
+    #: Totals already computed for these inputs (``once``): the suites of one asset share one pass.
+    _computed: dict[str, dict] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def once(self, name: str, compute: Callable[[], dict]) -> dict:
+        """``compute()`` the first time ``name`` is asked for, its result after that. The data checked
+        does not change between the suites of one check run (an asset's gates share one ``CheckInputs``
+        built after its stage wrote the staging folder); data changed after that needs new inputs."""
+        if name not in self._computed:
+            self._computed[name] = compute()
+        return dict(self._computed[name])
 
     def folder(self, asset: str) -> Path:
         """The day's folder of ``asset``: the staged one if it is being published, else the published one."""
@@ -143,93 +162,147 @@ def run_suite(
     return validate(built.frame, name, built.expectations), built.counts
 
 
+# -- totals for GX ---------------------------------------------------------------------------------
+
+
+def totals_frame(totals: Mapping[str, int | float]) -> pd.DataFrame:
+    """A one-row frame of audit totals (or shares), for GX to validate."""
+    return pd.DataFrame([dict(totals)])
+
+
+def at_most(column: str, limit: float = 0) -> gxe.Expectation:
+    """The total (or share) ``column`` is at most ``limit``; GX reports the observed value."""
+    return gxe.ExpectColumnMaxToBeBetween(column=column, min_value=0, max_value=limit)
+
+
 # -- bid_file -------------------------------------------------------------------------------------
 
-
-def read_bid_file(inputs: CheckInputs) -> DataFrame:
-    """The day's Google Ads Editor files (every keyword) read back as Editor reads them
-    (``stages.bids.read_editor_files``: UTF-16, tab-separated, the header row), as a Spark frame with
-    the IDs as numbers (``campaign_id``, ``ad_group_id``, ``keyword_id``; null where a cell is not a
-    whole number) and ``max_cpc`` (null where the row writes no bid)."""
-    folder = inputs.folder(BID_FILE)
-    rows = read_editor_files(inputs.layout, folder, "bids")
-    frame = inputs.spark.createDataFrame(rows)  # from Arrow: no pandas copy of the rows
-    for column, name in EDITOR_ID_COLUMNS.items():
-        frame = frame.withColumn(name, F.when(F.col(column).rlike(r"^[0-9]+$"), F.col(column).cast("long")))
-    return frame.withColumn("max_cpc", F.when(F.col("Max CPC") != "", F.col("Max CPC").cast("double")))
+#: The rows ``core.audit.audit_editor_file`` yields, as Spark reads them.
+EDITOR_AUDIT_SCHEMA = ", ".join(
+    ["ad_group_id long", "keyword_id long", "max_cpc double", *[f"{rule} int" for rule in audit.EDITOR_ROW_RULES]]
+)
 
 
-#: Editor's ID columns and the names the checks give them as numbers.
-EDITOR_ID_COLUMNS = {"Campaign ID": "campaign_id", "Ad group ID": "ad_group_id", "Keyword ID": "keyword_id"}
+#: Spark tasks per core reading the Editor files (each a run of consecutive files).
+EDITOR_TASKS_PER_CORE = 2
 
 
-def _prediction_keys(predictions: DataFrame) -> list[str]:
-    """The keyword's identity in the predictions: the pair, or keyword_id alone in older partitions."""
-    return [k for k in KEYWORD_PAIR if k in predictions.columns]
+def money_pattern(rule: BidRule) -> str:
+    """A Max CPC as the bid file writes it (``core.bid_rule.format_money``), or blank: digits, a dot
+    and the currency's decimals."""
+    decimals = max(0, int(round(-np.log10(rule.currency_unit))))
+    return rf"^([0-9]+\.[0-9]{{{decimals}}})?$" if decimals else r"^[0-9]*$"
+
+
+def bid_file_totals(inputs: CheckInputs) -> dict[str, int]:
+    """The day's Editor files (every keyword) read back as Editor reads them, one Spark task per file
+    (``core.audit.audit_editor_file``: UTF-16, tab-separated, the header row), joined row for row to
+    the day's predictions on the keyword pair (ad_group_id, keyword_id), and counted in one Spark
+    aggregation: rows, each row rule of ``core.audit.EDITOR_ROW_RULES``, bids above break-even (a Max
+    CPC above predicted value per click × (1 − margin), or beside a null or NaN prediction), rows
+    of keywords not scored that day, keywords scored and without a row, keywords with several rows,
+    keywords scored more than once. Only the totals reach the driver."""
+    rule = inputs.rule
+    files = [str(path) for path in inputs.layout.bid_editor_files(inputs.folder(BID_FILE), "bids")]
+    read = functools.partial(
+        audit.audit_editor_file,
+        money=money_pattern(rule),
+        floor=rule.floor,
+        ceiling=rule.ceiling,
+        tolerance=MONEY_TOLERANCE,
+    )
+    # One file per campaign makes hundreds of small files: a few tasks per core, each reading a run of them.
+    tasks = EDITOR_TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
+    rows = map_files(inputs.spark, files, read, EDITOR_AUDIT_SCHEMA, tasks).withColumn("in_files", F.lit(1))
+    predictions = inputs.read(DAILY_PREDICTIONS)
+    keys = [k for k in KEYWORD_PAIR if k in predictions.columns]  # the pair, or keyword_id in older partitions
+    value = F.col("predicted_value_per_click").cast("double")
+    scored = predictions.groupBy(*keys).agg(
+        F.count(F.lit(1)).alias("scored"),
+        F.min(value).alias("predicted"),  # the lowest break-even where a keyword was scored twice
+        F.max(F.when(value.isNull() | F.isnan(value), 1).otherwise(0)).alias("prediction_invalid"),
+    )
+    joined = rows.join(scored, on=keys, how="full_outer")
+    above = (
+        F.col("in_files").isNotNull()
+        & F.col("scored").isNotNull()
+        & F.col("max_cpc").isNotNull()
+        & (
+            (F.col("prediction_invalid") == 1)
+            | (F.col("predicted") * F.lit(1.0 - rule.target_margin) - F.col("max_cpc") < -MONEY_TOLERANCE)
+        )
+    )
+    per_keyword = joined.groupBy(*keys).agg(
+        F.coalesce(F.sum("in_files"), F.lit(0)).alias("rows"),
+        F.coalesce(F.max("scored"), F.lit(0)).alias("scored"),
+        F.sum(F.when(above, 1).otherwise(0)).alias("bids_above_break_even"),
+        *[F.sum(rule_name).alias(rule_name) for rule_name in audit.EDITOR_ROW_RULES],
+    )
+    pair_known = F.lit(True)
+    for key in keys:
+        pair_known = pair_known & F.col(key).isNotNull()
+    count = lambda condition: F.sum(F.when(condition, 1).otherwise(0))  # noqa: E731
+    aggregation = per_keyword.agg(
+        F.sum("rows").alias("rows"),
+        count(F.col("scored") > 0).alias("keywords"),
+        F.sum("bids_above_break_even").alias("bids_above_break_even"),
+        F.sum(F.when(F.col("scored") == 0, F.col("rows")).otherwise(0)).alias("rows_not_scored"),
+        count((F.col("scored") > 0) & (F.col("rows") == 0)).alias("keywords_without_row"),
+        count(pair_known & (F.col("rows") > 1)).alias("keywords_with_several_rows"),
+        count(F.col("scored") > 1).alias("keywords_scored_more_than_once"),
+        *[F.sum(rule_name).alias(rule_name) for rule_name in audit.EDITOR_ROW_RULES],
+    )
+    try:
+        totals = aggregation.first()
+    except PythonException as error:  # a file Editor could not read: its one-line error, on the driver
+        unreadable = re.search(r"^ValueError: (.+)$", str(error), re.MULTILINE)
+        if unreadable is None:
+            raise
+        raise ValueError(unreadable.group(1)) from None
+    return {name: int(totals[name] or 0) for name in totals.asDict()}
+
+
+FLOOR_AND_CEILING_RULES = (
+    "rows_without_names",
+    "rows_without_ids",
+    "unknown_criterion_types",
+    "unknown_statuses",
+    "malformed_max_cpc",
+    "max_cpc_below_floor",
+    "max_cpc_above_ceiling",
+    "max_cpc_not_positive",
+)
+BREAK_EVEN_RULES = ("bids_above_break_even", "serving_without_bid", "rows_not_scored")
+ONE_ROW_RULES = (
+    "keywords_without_row",
+    "keywords_with_several_rows",
+    "rows_not_scored",
+    "keywords_scored_more_than_once",
+)
+
+
+def _bid_suite(inputs: CheckInputs, rules: tuple[str, ...]) -> Suite:
+    totals = inputs.once("bid_file_totals", lambda: bid_file_totals(inputs))
+    counts = {"rows": totals["rows"], "editor_rows": totals["rows"], "keywords": totals["keywords"]}
+    return Suite(totals_frame({r: totals[r] for r in rules}), [at_most(r) for r in rules], counts)
 
 
 def bids_within_floor_and_ceiling(inputs: CheckInputs) -> Suite:
-    rule = inputs.rule
-    decimals = max(0, int(round(-np.log10(rule.currency_unit))))
-    money = rf"^([0-9]+\.[0-9]{{{decimals}}})?$" if decimals else r"^[0-9]*$"
-    return Suite(
-        read_bid_file(inputs),
-        [
-            *[
-                gxe.ExpectColumnValuesToNotBeNull(column=c)
-                for c in ("Campaign", "Ad group", "Keyword", "Criterion Type", *EDITOR_ID_COLUMNS.values())
-            ],
-            gxe.ExpectColumnValuesToBeInSet(column="Criterion Type", value_set=list(EDITOR_MATCH_TYPES.values())),
-            gxe.ExpectColumnValuesToBeInSet(column="Status", value_set=[*EDITOR_STATUSES.values(), ""]),
-            gxe.ExpectColumnValuesToMatchRegex(column="Max CPC", regex=money),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="max_cpc", min_value=rule.floor - MONEY_TOLERANCE, max_value=rule.ceiling + MONEY_TOLERANCE
-            ),
-            gxe.ExpectColumnValuesToBeBetween(column="max_cpc", min_value=0, strict_min=True),
-        ],
-    )
+    """Every row of the Editor files names its campaign, ad group and keyword with whole-number IDs and
+    an Editor match type; its Status is Enabled, Paused or blank; its Max CPC is blank or a decimal in
+    the currency's format, > 0, within the policy's floor and ceiling."""
+    return _bid_suite(inputs, FLOOR_AND_CEILING_RULES)
 
 
 def bids_never_above_break_even(inputs: CheckInputs) -> Suite:
     """Row for row, on the Editor files as Editor reads them, joined to the predictions by keyword:
-    no Max CPC above predicted value per click × (1 − margin), and no row that leaves a keyword
-    serving (its Status is not Paused) without a Max CPC, which would leave its live bid in place."""
-    rows = read_bid_file(inputs)
-    predictions = inputs.read(DAILY_PREDICTIONS)
-    keys = _prediction_keys(predictions)
-    joined = rows.join(predictions.select(*keys, "predicted_value_per_click"), on=keys, how="left")
-    frame = joined.withColumn(
-        "headroom",
-        F.col("predicted_value_per_click").cast("double") * F.lit(1.0 - inputs.rule.target_margin) - F.col("max_cpc"),
-    ).withColumn(
-        "serving_without_bid",
-        F.when((F.col("Status") != EDITOR_STATUSES[PAUSED]) & F.col("max_cpc").isNull(), 1).otherwise(0),
-    )
-    return Suite(
-        frame,
-        [
-            gxe.ExpectColumnValuesToNotBeNull(column="predicted_value_per_click"),
-            gxe.ExpectColumnValuesToBeBetween(column="headroom", min_value=-MONEY_TOLERANCE),
-            gxe.ExpectColumnValuesToBeBetween(column="serving_without_bid", min_value=0, max_value=0),
-        ],
-    )
+    no Max CPC above predicted value per click × (1 − margin) (nor beside a null or NaN
+    prediction), no row of a keyword not scored that day, and no row that leaves a keyword serving
+    (its Status is not Paused) without a Max CPC, which would leave its live bid in place."""
+    return _bid_suite(inputs, BREAK_EVEN_RULES)
 
 
 def bids_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     """Every keyword of the day's predictions has exactly one row in the Editor files, and every row is
     a keyword of the day (matched on the pair)."""
-    predictions = inputs.read(DAILY_PREDICTIONS)
-    keys = _prediction_keys(predictions)
-    rows = read_bid_file(inputs)
-    editor_rows = rows.count()
-    per_keyword = rows.groupBy(*keys).agg(F.count(F.lit(1)).alias("rows_in_files"))
-    scored = predictions.groupBy(*keys).agg(F.count(F.lit(1)).alias("scored"))
-    frame = scored.join(per_keyword, on=keys, how="full_outer").fillna(0, subset=["rows_in_files", "scored"])
-    return Suite(
-        frame,
-        [
-            gxe.ExpectColumnValuesToBeBetween(column="rows_in_files", min_value=1, max_value=1),
-            gxe.ExpectColumnValuesToBeBetween(column="scored", min_value=1, max_value=1),
-        ],
-        {"editor_rows": editor_rows},
-    )
+    return _bid_suite(inputs, ONE_ROW_RULES)

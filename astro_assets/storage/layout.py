@@ -180,8 +180,22 @@ class DataLayout:
     def onnx_version(self, version: str) -> Path:
         return self.onnx_dir() / "versions" / f"{version}.onnx"
 
+    def published_policy(self) -> Path:
+        """Which policy the daily predictions use (``{"policy": ..., "version": ...}``): the ONNX model
+        (``model``, ``trailing_mean``) or the careful analyst's table (``analyst``). Absent: the ONNX model."""
+        return self.onnx_dir() / "published_policy.json"
+
+    def analyst_policy(self, version: str) -> Path:
+        """A published careful-analyst table (``core.analyst_rule``: one row per ad group)."""
+        return self.onnx_dir() / "analyst" / f"{version}.parquet"
+
     def trained_model_dir(self) -> Path:
         return self.asset_dir(TRAINED_MODEL)
+
+    def trained_analyst_policy(self, version: str) -> Path:
+        """The careful-analyst table computed by training run ``version`` (published by onnx_model when
+        the gate picks the analyst)."""
+        return self.trained_model_dir() / "analyst" / f"{version}.parquet"
 
     def trained_model_version_dir(self, version: str) -> Path:
         return self.trained_model_dir() / version

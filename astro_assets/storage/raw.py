@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astro_assets.core.features import RAW_COLUMNS, RAW_SCHEMA
+from astro_assets.core.features import raw_schema
 from astro_assets.core.lagging import SHARD_KEY, SHARD_KEY_METADATA, keyword_shard
 from astro_assets.storage.layout import RAW_FEATURES, DataLayout, shard_count, shard_file_name
 from astro_assets.storage.publish import is_published, publish_partition
@@ -69,8 +69,12 @@ def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> Ra
 
 def write_raw_shards(folder: Path, table: pa.Table) -> int:
     """Write one day of the report into ``folder`` (a staging folder: publishing is the caller's) as
-    keyword shards, each sorted by the pair; returns the rows written."""
-    table = table.select(list(RAW_COLUMNS)).cast(RAW_SCHEMA)
+    keyword shards, each sorted by the pair; returns the rows written. The report's status columns
+    (``core.features.STATUS_COLUMNS``), where the table has them, are kept as strings after the
+    ``RAW_SCHEMA`` columns (``core.features.raw_schema``): the bid file reads them so that Astro never
+    enables what a person paused. Other columns are dropped."""
+    schema = raw_schema(table.column_names)
+    table = table.select(schema.names).cast(schema)
     shards = shard_count(table.num_rows)
     ad_groups, ids = table.column("ad_group_id").to_numpy(), table.column("keyword_id").to_numpy()
     shard = keyword_shard(ad_groups, ids, shards)

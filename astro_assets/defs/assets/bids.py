@@ -14,6 +14,7 @@ from astro_assets.defs.checks import gates
 from astro_assets.defs.daily import DayResult, gated_check_specs, materialize_days, selected
 from astro_assets.defs.plots import histogram_markdown
 from astro_assets.defs.resources import AstroStorage, BidPolicy
+from astro_assets.model.registry import policy_of_version
 from astro_assets.stages.bids import build_bid_partition, editor_rows
 from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
@@ -59,7 +60,9 @@ def bid_file_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefiniti
                 counts={**built.counts, "editor_files": len(files)},
                 details={
                     # The model behind the bids, carried from the day's predictions (defs.catalog).
-                    "model_version": ", ".join(model_versions_of_day(layout, day)),
+                    "model_version": ", ".join(versions := model_versions_of_day(layout, day)),
+                    # Which policy the bids are (issue 14: the gate may publish a baseline, and says so).
+                    "published_policy": ", ".join(sorted({policy_of_version(v) for v in versions})),
                     "change_cap_against": built.previous.day.isoformat()
                     if built.previous is not None
                     else "none (no bids published before this day)",

@@ -1,5 +1,7 @@
 """``trained_model`` and ``onnx_model``: train the GRU on the latest window (``stages.training``) and
-publish it as ONNX when it earned promotion (``model.export``, ``model.registry``)."""
+publish what the gate chose (``model.export``, ``model.registry``): the GRU as ONNX when it earned
+promotion, else the best baseline the platform can ship (the trailing mean as ONNX, the careful
+analyst as its table), or nothing (the champion stays)."""
 
 import datetime as dt
 import hashlib
@@ -10,6 +12,7 @@ import time
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
+from astro_assets.core.analyst_rule import policy_description, read_policy
 from astro_assets.core.calendar import ONE_DAY
 from astro_assets.defs.plots import line_plot_markdown, scatter_plot_markdown
 from astro_assets.defs.resources import AstroStorage, KeywordSource
@@ -18,7 +21,7 @@ from astro_assets.model.checkpoint import load_trained_model
 from astro_assets.model.evaluation import comparison_table
 from astro_assets.model.export import OPSET, PARITY_TOLERANCE, export_onnx, parity
 from astro_assets.model.network import TrainingParams
-from astro_assets.model.registry import publish_onnx, published_version
+from astro_assets.model.registry import ANALYST, publish_analyst, publish_onnx, published_policy
 from astro_assets.model.training import TrainingPlan
 from astro_assets.settings import DEFAULT_TRAINING_ROWS
 from astro_assets.stages.training import resolve_end_date, train_on_window
@@ -140,13 +143,18 @@ trained_model = trained_model_asset()
     group_name="model",
     kinds={"onnx"},
     deps=[TRAINED_MODEL],
-    description="The trained model in ONNX with its scaler and feature order; parity-checked against torch.",
+    description="The published policy the gate chose: the trained model (or the trailing mean) in ONNX with its "
+    "scaler and feature order, parity-checked against torch, or the careful analyst's table of ad-group priors.",
 )
 def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.MaterializeResult:
     layout = storage.layout
     started = time.perf_counter()
     version, model, record, holdout = load_trained_model(layout)
     published_policy = "model"
+    if record.get("promote") is not True and record.get("publish") == ANALYST:
+        # The gate found the careful analyst best: publish its table of ad-group priors (computed by the
+        # training run); daily_predictions joins it per shard (core.analyst_rule).
+        return publish_analyst_table(context, layout, version, record, started)
     if record.get("promote") is not True and record.get("publish") == "trailing_mean":
         # The gate found the trailing mean the best policy it can ship: publish it (as a model of its
         # own, computed from the features) and say so (README "Model selection").
@@ -173,7 +181,7 @@ def onnx_model(context: dg.AssetExecutionContext, storage: AstroStorage) -> dg.M
             f"(tolerance {PARITY_TOLERANCE}); model.onnx was left unchanged.",
             metadata={"max_abs_difference": difference},
         )
-    publish_onnx(layout, version, onnx_bytes)
+    publish_onnx(layout, version, onnx_bytes, published_policy)
     context.log.info(f"onnx_model {version}: parity {difference:.2e} on {len(holdout)} rows")
     return dg.MaterializeResult(
         metadata={
@@ -220,11 +228,45 @@ def budget_curve_metadata(layout: DataLayout) -> dict[str, dg.MetadataValue]:
     }
 
 
+def publish_analyst_table(
+    context: dg.AssetExecutionContext, layout: DataLayout, candidate: str, record: dict, started: float
+) -> dg.MaterializeResult:
+    """Publish the careful analyst's table of training run ``candidate`` as the published policy."""
+    source = layout.trained_analyst_policy(candidate)
+    if "analyst_version" not in record or not source.exists():
+        raise dg.Failure(
+            f"the gate picked the analyst but training run {candidate} saved no analyst table at {source}; "
+            "the published policy was left unchanged."
+        )
+    version = record["analyst_version"]
+    table_bytes = source.read_bytes()
+    table = read_policy(table_bytes)
+    publish_analyst(layout, version, table_bytes)
+    context.log.warning(f"onnx_model: publishing the careful analyst {version}: {record['promotion_reason']}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "promoted": dg.MetadataValue.bool(False),
+            "published_policy": ANALYST,
+            "candidate_version": candidate,
+            "promotion_reason": record.get("promotion_reason", ""),
+            "analyst_ad_groups": dg.MetadataValue.int(table.num_rows),
+            "analyst_prior_clicks": dg.MetadataValue.float(float(policy_description(table)["prior_clicks"])),
+            "bytes": dg.MetadataValue.int(len(table_bytes)),
+            "sha256": hashlib.sha256(table_bytes).hexdigest(),
+            "path": dg.MetadataValue.path(str(layout.analyst_policy(version))),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
+    )
+
+
 def keep_previous_model(
     context: dg.AssetExecutionContext, layout: DataLayout, candidate: str, reason: str
 ) -> dg.MaterializeResult:
-    """The trained model was not promoted: leave ``model.onnx`` as it is and say why."""
-    kept = published_version(layout)
+    """The trained model was not promoted: leave the published policy (``model.onnx`` or the analyst's
+    table) as it is and say why."""
+    current = published_policy(layout)
+    kept = current["version"] or None
     if kept is None:
         raise dg.Failure(
             f"trained model {candidate} was not promoted ({reason}) and there is no earlier model at "
@@ -236,6 +278,7 @@ def keep_previous_model(
         metadata={
             "model_version": kept,
             "promoted": dg.MetadataValue.bool(False),
+            "published_policy": current["policy"],
             "candidate_version": candidate,
             "promotion_reason": reason,
             "path": dg.MetadataValue.path(str(layout.onnx_model())),

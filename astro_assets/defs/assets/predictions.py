@@ -12,8 +12,8 @@ from dagster_pyspark import LazyPySparkResource
 from astro_assets.defs.checks import gates
 from astro_assets.defs.daily import DailyRun, DayResult, gated_check_specs, materialize_days, selected
 from astro_assets.defs.resources import AstroStorage
-from astro_assets.model.registry import read_model
-from astro_assets.stages.predict import prediction_summary, score_day
+from astro_assets.model.registry import ANALYST, published_policy, read_analyst, read_model
+from astro_assets.stages.predict import prediction_summary, score_day, score_day_with_analyst
 from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import DAILY_PREDICTIONS, ONNX_MODEL, PREPROCESSED_FEATURES
 
@@ -74,15 +74,24 @@ def daily_predictions_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asset
     def daily_predictions(context: dg.AssetExecutionContext, storage: AstroStorage, pyspark: LazyPySparkResource):
         spark = pyspark.spark_session
         layout = storage.layout
-        model_bytes, description = read_model(layout)
-        version = description["astro.model_version"]
+        policy = published_policy(layout)
+        if policy["policy"] == ANALYST:
+            # The gate published the careful analyst: its table of ad-group priors, joined per shard.
+            version = policy["version"]
+            analyst = read_analyst(layout, version)
+        else:
+            model_bytes, description = read_model(layout)
+            version = description["astro.model_version"]
         batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
         scoring_seconds = 0.0
 
         def score(day: dt.date, staging: Path) -> DayResult:
             nonlocal scoring_seconds
             started = time.perf_counter()
-            rows = score_day(spark, layout, day, model_bytes, version, batch_rows, staging)
+            if policy["policy"] == ANALYST:
+                rows = score_day_with_analyst(spark, layout, day, analyst, version, batch_rows, staging)
+            else:
+                rows = score_day(spark, layout, day, model_bytes, version, batch_rows, staging)
             scoring_seconds += time.perf_counter() - started
             return DayResult(rows)
 
@@ -98,6 +107,7 @@ def daily_predictions_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asset
                 "rows_per_second": dg.MetadataValue.float(round(rate(run), 1)),
                 "projected_seconds_for_10m": dg.MetadataValue.float(round(projected, 1)),
                 "model_version": version,
+                "published_policy": policy["policy"],
                 "prediction_p10_p50_p90": dg.MetadataValue.json(quantiles),
                 "prediction_mean": dg.MetadataValue.float(mean),
             }
