@@ -30,3 +30,24 @@ def dagster_instance(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """One throwaway TLS certificate for the whole test process: gRPC reads its trusted roots once, at
+    the first TLS channel, so every module's local Google Ads server must present this one."""
+    from astro_assets_tests.google_ads_server import make_certificate, trust_certificate
+
+    key, cert, path = make_certificate(tmp_path_factory.mktemp("tls"))
+    trust_certificate(path)  # before the first TLS channel of this process
+    return key, cert
+
+
+@pytest.fixture
+def server(certificate):
+    """The local Google Ads server (gRPC over TLS on 127.0.0.1) with a fresh state."""
+    from astro_assets_tests.google_ads_server import LocalGoogleAds, Servers
+
+    state = LocalGoogleAds()
+    with Servers(state, *certificate) as servers:
+        yield state, servers

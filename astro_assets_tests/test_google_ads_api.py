@@ -42,28 +42,12 @@ from astro_assets_tests.google_ads_server import (
     SEARCH_STREAM,
     LocalGoogleAds,
     Servers,
-    make_certificate,
-    trust_certificate,
 )
 
 CUSTOMER = "123-456-7890"
 FAST = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=1.0)
 RULE = BidRule()
 DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory):
-    key, cert, path = make_certificate(tmp_path_factory.mktemp("tls"))
-    trust_certificate(path)  # before the first TLS channel of this process
-    return key, cert
-
-
-@pytest.fixture
-def server(certificate):
-    state = LocalGoogleAds()
-    with Servers(state, *certificate) as servers:
-        yield state, servers
 
 
 def api_for(servers: Servers, **extra) -> GoogleAdsApi:

@@ -26,13 +26,9 @@ from astro_assets.sources.google_ads_report import IngestError, ingest
 from astro_assets.stages.bids import account_statuses, paused_in_account
 from astro_assets.storage import BID_FILE, RAW_FEATURES, DataLayout
 from astro_assets.storage.raw import content_hash
-from astro_assets_tests import test_google_ads_api as api_tests
 from astro_assets_tests.test_bid_file import DAY, EVERYONE, KEYWORDS, bid, rows_by_keyword, write_day
 from astro_assets_tests.test_google_ads_api import DAY as API_DAY
 from astro_assets_tests.test_google_ads_api import REPORT, api_for, keyword_row
-
-#: The API tests' fixtures: a throwaway TLS certificate and the local Google Ads server on 127.0.0.1.
-certificate, server = api_tests.certificate, api_tests.server
 
 TODAY = DAY + dt.timedelta(days=30)
 #: test_bid_file's keywords as a report lists them: a criterion id has one text in every ad group (the
