@@ -51,3 +51,19 @@ def server(certificate):
     state = LocalGoogleAds()
     with Servers(state, *certificate) as servers:
         yield state, servers
+
+
+def loopback_spark(master: str = "local[1]"):
+    """A real local SparkSession on 127.0.0.1 (no UI, Arrow on, two shuffle partitions) for the tests
+    that call the stages directly."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )

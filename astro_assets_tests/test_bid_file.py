@@ -25,6 +25,7 @@ from astro_assets.stages.bids import (
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout
 from astro_assets.storage.layout import part_file_name
 from astro_assets.storage.publish import publish_partition
+from astro_assets_tests.conftest import loopback_spark
 
 RULE = BidRule(0.2, 0.05, 25.0, 0.01, max_daily_change=None, shrinkage_clicks=0.0)  # bids are break-even exactly
 DAY = dt.date(2026, 5, 4)
@@ -224,17 +225,7 @@ def test_a_rerun_writes_the_same_bytes(tmp_path):
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    session = loopback_spark()
     yield session
 
 

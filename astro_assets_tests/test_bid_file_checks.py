@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, DataLayout
+from astro_assets_tests.conftest import loopback_spark
 from astro_assets_tests.test_bid_file import DAY, EVERYONE, RULE, bid, failing_checks, rewrite, write_day
 
 FLOOR_AND_CEILING = "bid_file_max_cpc_within_floor_and_ceiling"
@@ -18,17 +19,7 @@ ONE_ROW = "bid_file_sets_every_keyword_once"
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[1]")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    return loopback_spark()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from astro_assets.stages.preprocess import write_preprocessed
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, DataLayout
 from astro_assets.storage.publish import publish_partition
 from astro_assets.storage.raw import write_raw_partition
+from astro_assets_tests.conftest import loopback_spark
 
 SEED, KEYWORDS = 7, 3_000
 DAY = dt.date(2026, 6, 10)
@@ -29,17 +30,7 @@ PAIR = ["ad_group_id", "keyword_id"]
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[2]")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    return loopback_spark("local[2]")
 
 
 def test_a_criterion_in_two_ad_groups_is_two_keywords_with_two_bids(spark, tmp_path):
