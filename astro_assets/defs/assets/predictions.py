@@ -78,20 +78,17 @@ def daily_predictions_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asset
         if policy["policy"] == ANALYST:
             # The gate published the careful analyst: its table of ad-group priors, joined per shard.
             version = policy["version"]
-            analyst = read_analyst(layout, version)
+            policy_bytes, score_policy = read_analyst(layout, version), score_day_with_analyst
         else:
-            model_bytes, description = read_model(layout)
-            version = description["astro.model_version"]
+            policy_bytes, description = read_model(layout)
+            version, score_policy = description["astro.model_version"], score_day
         batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
         scoring_seconds = 0.0
 
         def score(day: dt.date, staging: Path) -> DayResult:
             nonlocal scoring_seconds
             started = time.perf_counter()
-            if policy["policy"] == ANALYST:
-                rows = score_day_with_analyst(spark, layout, day, analyst, version, batch_rows, staging)
-            else:
-                rows = score_day(spark, layout, day, model_bytes, version, batch_rows, staging)
+            rows = score_policy(spark, layout, day, policy_bytes, version, batch_rows, staging)
             scoring_seconds += time.perf_counter() - started
             return DayResult(rows)
 
