@@ -2,10 +2,12 @@
 in a market that answers its own bids, the gate replayed, figures against the truth, its command
 (with --seeds) and its asset in the UI."""
 
+import dataclasses
 import datetime as dt
 import json
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from astro_assets.cli.backtest import main
@@ -16,6 +18,8 @@ from astro_assets.model.backtest import (
     POLICIES,
     BacktestSetup,
     PeriodOverlapError,
+    arm,
+    choose_margins,
     periods_of,
     run_backtest,
     targets_met,
@@ -32,6 +36,7 @@ SMALL = BacktestSetup(
     network_grid=(TrainingParams(epochs=1), TrainingParams(epochs=2)),
     gbdt_grid=(GbdtParams(rounds=30, max_depth=3), GbdtParams(rounds=30, max_depth=5)),
     analyst_priors=(5.0, 50.0),
+    margins=(0.1, 0.3),
     champion_params=TrainingParams(epochs=1),
 )
 
@@ -70,9 +75,53 @@ def test_every_policy_is_replayed_on_validation_then_test_days_and_the_gate_deci
     )
 
 
-def test_the_same_backtest_gives_the_same_figures(figures):
+def test_each_policy_keeps_the_margin_its_validation_reports_showed_most_profit_at(figures):
+    margins = figures["target_margins"]
+    assert set(margins) == set(POLICIES) and figures["target_margin"] == margins[figures["published_policy"]]
+    for policy in POLICIES:
+        choice = figures["choices"]["target_margin"][policy]
+        observed = choice["validation_observed_profit"]
+        assert set(observed) == {"0.1", "0.3"} and choice["chosen"] == margins[policy]
+        assert observed[f"{margins[policy]:g}"] == max(observed.values())
+        assert figures["policies"][policy]["validation_observed_profit"] == pytest.approx(max(observed.values()))
+        assert figures["policies"][policy]["target_margin"] == margins[policy]
+        validation = [d for d in figures["per_day"] if d["period"] == "validation" and d["policy"] == policy]
+        assert {d["margin"] for d in validation} == {0.1, 0.3}  # every margin replayed on validation days
+        test = [d for d in figures["per_day"] if d["period"] == "test" and d["policy"] == policy]
+        assert {d["margin"] for d in test} == {margins[policy]} and len(test) == 2  # only the chosen one
+    # The margins change the bids: the two arms of a policy did not earn the same.
+    assert any(
+        len(set(c["validation_observed_profit"].values())) == 2 for c in figures["choices"]["target_margin"].values()
+    )
+
+
+def test_the_same_backtest_gives_the_same_figures_and_more_test_days_change_no_choice(figures):
     again = run_backtest(SMALL, BidRule(target_margin=0.2, floor=0.05, ceiling=25.0), log=lambda _: None)
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in figures.items() if k != "seconds"}
+    # One more test day (the same validation days): every choice, margin and the gate's decision are
+    # the same, so none of them looked at a test day.
+    longer = run_backtest(
+        dataclasses.replace(SMALL, days=3, end=SMALL.end + dt.timedelta(days=1)),
+        BidRule(target_margin=0.2, floor=0.05, ceiling=25.0),
+        log=lambda _: None,
+    )
+    assert longer["validation_days"] == figures["validation_days"] and len(longer["test_days"]) == 3
+    assert longer["choices"] == figures["choices"] and longer["target_margins"] == figures["target_margins"]
+    assert (longer["published_policy"], longer["gate_reason"]) == (figures["published_policy"], figures["gate_reason"])
+    first_two = [d for d in longer["per_day"] if d["period"] == "test" and d["day"] in figures["test_days"]]
+    assert first_two == [d for d in figures["per_day"] if d["period"] == "test"]
+
+
+def test_the_margin_with_the_most_observed_profit_wins_the_first_of_equals():
+    observed = {
+        arm("model", 0.1): np.array([1.0, 2.0]),
+        arm("model", 0.3): np.array([4.0, -0.5]),
+        arm("analyst", 0.1): np.array([1.0]),
+        arm("analyst", 0.3): np.array([1.0]),
+    }
+    chosen = choose_margins(observed, ("model", "analyst"), (0.1, 0.3))
+    assert chosen["model"] == {"chosen": 0.3, "validation_observed_profit": {"0.1": 3.0, "0.3": 3.5}}
+    assert chosen["analyst"]["chosen"] == 0.1
 
 
 def test_targets_are_judged_from_the_figures():
@@ -97,6 +146,7 @@ def test_targets_are_judged_from_the_figures():
 def test_command_reports_mean_and_spread_over_seeds_with_the_json_keys(tmp_path, capsys):
     path = tmp_path / "backtest.json"
     argv = ["--keywords", "600", "--days", "1", "--end", "2026-04-10", "--validation-days", "8", "--seeds", "2"]
+    argv += ["--margins", "0.2", "0.35"]
     assert main([*argv, "--json", str(path)]) == 0
     written = json.loads(path.read_text())
     keys = ("model_mae", "trailing_mean_mae", "gbdt_mae", "profit", "naive_profit", "roas", "unprofitable_bids")
@@ -108,8 +158,11 @@ def test_command_reports_mean_and_spread_over_seeds_with_the_json_keys(tmp_path,
     assert written["seeds"] == [7, 8] and written["test_days"] == ["2026-04-10"]
     assert written["choice_days"] and max(written["choice_days"]) < "2026-04-10"
     assert 0 <= written["gate_promotions"] <= 2
+    assert [set(m.values()) <= {0.2, 0.35} for m in written["target_margins"]] == [True, True]
+    assert written["target_margin"] == [r["target_margin"] for r in written["per_seed"]]
     out = capsys.readouterr().out
     assert "mean ± spread over seeds [7, 8]" in out and "| careful analyst" in out
+    assert "target margins chosen on validation: model " in out
 
 
 def test_backtest_asset_shows_the_table_and_the_profit_plot(tmp_path):

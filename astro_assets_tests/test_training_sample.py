@@ -14,8 +14,9 @@ from astro_assets.core.calendar import day_range
 from astro_assets.core.features import LAGS, N_FEATURES
 from astro_assets.model.datasets import TrainingSet, TrainingWindow, concat_sets, labelled_set
 from astro_assets.model.evaluation import evaluate
+from astro_assets.model.heldout import evaluate_day
 from astro_assets.model.network import TrainingParams
-from astro_assets.model.sampling import BY_CLICKS, allocate, priority_sample
+from astro_assets.model.sampling import BY_CLICKS, allocate, count_labelled, priority_sample, write_stratum_sample
 from astro_assets.model.training import TrainingPlan
 from astro_assets.sources import synthetic
 from astro_assets.stages.preprocess import write_preprocessed
@@ -111,6 +112,37 @@ def test_sample_has_the_budget_unbiased_weights_and_real_rows(spark, account, tm
     assert len(whole) == len(full) and np.array_equal(whole.weight, whole.clicks)
 
 
+def test_the_first_pass_hands_its_labelled_rows_to_the_second_and_cleans_up(spark, account, tmp_path):
+    """The second pass reads the labelled rows the first pass kept (the same sample as finding them
+    again), and the working files are gone once the sample is drawn."""
+    strata = day_strata(account, WINDOW.train_days)
+    sample, _ = draw_sample(spark, strata, 500, 5, tmp_path / "a", BY_CLICKS, log=lambda _: None)
+    assert not list((tmp_path / "a").glob("labelled-*"))
+    quotas = allocate([count_labelled(s) for s in strata], 500)
+    offsets = np.concatenate([[0], np.cumsum(quotas)])
+    features = tmp_path / "f.npy"
+    columns = tmp_path / "c.npy"
+    np.lib.format.open_memmap(features, mode="w+", dtype=np.float32, shape=(500, LAGS, N_FEATURES)).flush()
+    np.lib.format.open_memmap(columns, mode="w+", dtype=np.float32, shape=(500, 4)).flush()
+    for i, stratum in enumerate(strata):  # no first-pass file: the rows are found again
+        write_stratum_sample(stratum, quotas[i], 5, BY_CLICKS, str(features), str(columns), int(offsets[i]))
+    assert np.array_equal(np.load(features), np.asarray(sample.features))
+    assert np.array_equal(np.load(columns)[:, 1], sample.weight)
+
+
+def test_the_held_out_day_scored_two_shards_at_a_time_equals_one_at_a_time(account):
+    strata = day_strata(account, [WINDOW.holdout_day])
+    assert len(strata) >= 2
+    predictors = {
+        "trailing_mean": lambda _, trailing: trailing,
+        "last_day": lambda x, _: np.abs(x[:, -1, :]).mean(axis=1),
+    }
+    one = evaluate_day(strata, predictors, truth=lambda ids: ids % 7 / 3.0, log=lambda _: None, workers=1)
+    two = evaluate_day(strata, predictors, truth=lambda ids: ids % 7 / 3.0, log=lambda _: None, workers=2)
+    assert one == two
+    assert one[1]["holdout_rows"] == len(full_labelled(account, [WINDOW.holdout_day]))
+
+
 def test_priority_sampling_is_unbiased_for_click_weighted_sums():
     rng = np.random.default_rng(0)
     clicks = np.ceil(rng.lognormal(0.5, 1.2, 400))
@@ -134,7 +166,7 @@ def test_allocation_is_exact_and_proportional():
 
 def test_training_on_the_sample_reports_the_whole_held_out_day(spark, account):
     full_holdout = full_labelled(account, [WINDOW.holdout_day])
-    plan = TrainingPlan(training_days=TRAINING_DAYS, network=TrainingParams(epochs=2))
+    plan = TrainingPlan(training_days=TRAINING_DAYS, holdout_days=1, network=TrainingParams(epochs=2))
     budget = len(full_labelled(account, WINDOW.train_days)) // 2
     truth_values = synthetic.expected_value_per_click(SEED, KEYWORDS, END)
     window, gate_rows, candidate = train_on_window(

@@ -14,6 +14,7 @@ from astro_assets.model.backtest import (
     DEFAULT_DAYS,
     DEFAULT_END,
     DEFAULT_KEYWORDS,
+    MARGINS,
     POLICY_LABELS,
     BacktestSetup,
     periods_line,
@@ -45,6 +46,7 @@ FIGURES = (
     "paused_per_day",
 )
 POLICY_FIGURES = (
+    "target_margin",
     "profit",
     "wasted_spend",
     "spend_above_truth_share",
@@ -75,7 +77,9 @@ def combine(runs: list[dict]) -> dict:
         "choice_days": first["choice_days"],
         "training_days": first["training_days"],
         "validation_days": first["validation_days"],
-        "target_margin": first["target_margin"],
+        # Each seed's target margins, chosen on its validation days (the published policy's, and all).
+        "target_margin": [r["target_margin"] for r in runs],
+        "target_margins": [r["target_margins"] for r in runs],
     }
     spread = {}
     for key in FIGURES:
@@ -97,19 +101,22 @@ def combine(runs: list[dict]) -> dict:
 
 
 def seeds_table(combined: dict) -> str:
-    """Test-period figures per policy, mean ± spread over the seeds (Markdown)."""
+    """Test-period figures per policy, mean ± spread over the seeds, with each seed's target margin
+    chosen on its validation days (Markdown)."""
     lines = [
-        "| policy | profit | wasted spend | spend above true value | ROAS | clicks | paused/day | MAE vs truth |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy | margin (per seed) | profit | wasted spend | spend above true value | ROAS | clicks | paused/day "
+        "| MAE vs truth |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for policy, label in POLICY_LABELS.items():
         p = combined["policies"][policy]
+        margins = " / ".join(f"{m[policy]:g}" for m in combined["target_margins"])
 
         def cell(key, fmt="{:,.0f}", scale=1.0, p=p):
             return f"{fmt.format(scale * p[key]['mean'])} ± {fmt.format(scale * p[key]['spread'])}"
 
         lines.append(
-            f"| {label} | {cell('profit')} | {cell('wasted_spend')} "
+            f"| {label} | {margins} | {cell('profit')} | {cell('wasted_spend')} "
             f"| {cell('spend_above_truth_share', '{:.1f}', 100)}% "
             f"| {cell('roas', '{:.2f}')} | {cell('clicks')} | {cell('paused_per_day')} | {cell('mae', '{:.3f}')} |"
         )
@@ -124,15 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="the first seed")
     parser.add_argument("--seeds", type=int, default=1, help="accounts (seeds seed, seed+1, ...): mean and spread")
     parser.add_argument("--validation-days", type=int, default=BacktestSetup.validation_days)
+    parser.add_argument(
+        "--margins",
+        type=float,
+        nargs="+",
+        default=list(MARGINS),
+        help="target margins each policy tries on validation days (it keeps its most profitable)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if args.keywords <= 0 or args.days <= 0 or args.seeds <= 0 or args.validation_days <= 0:
         parser.error("--keywords, --days, --seeds and --validation-days must be positive")
+    if not all(0.0 <= m < 1.0 for m in args.margins):
+        parser.error(f"--margins must be in [0, 1): {args.margins}")
     rule = BidRule()
     runs = []
     for seed in range(args.seed, args.seed + args.seeds):
         setup = BacktestSetup(
-            keywords=args.keywords, days=args.days, end=args.end, seed=seed, validation_days=args.validation_days
+            keywords=args.keywords,
+            days=args.days,
+            end=args.end,
+            seed=seed,
+            validation_days=args.validation_days,
+            margins=tuple(args.margins),
         )
         figures = run_backtest(setup, rule)
         print(f"seed {seed}: {periods_line(figures)}")

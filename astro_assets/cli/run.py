@@ -85,8 +85,12 @@ def materialize_day(
     log(f"astro: lagged features for {day}")
     run(dg.AssetSelection.assets(PREPROCESSED_FEATURES), day.isoformat())
     if need_model:
-        window = TrainingWindow.ending(day, training_days)
-        log(f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, held out {window.holdout_day}")
+        window = TrainingWindow.ending(day, training_days, TrainingPlan.holdout_days)
+        held_out = window.held_out_days
+        log(
+            f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, "
+            f"held out {held_out[0]} .. {held_out[-1]} for the gate"
+        )
         config = {"end_date": day.isoformat(), "training_days": training_days}
         run(dg.AssetSelection.assets(TRAINED_MODEL, ONNX_MODEL), config={"ops": {TRAINED_MODEL: {"config": config}}})
     log(f"astro: predictions and bids for {day}")

@@ -2,7 +2,7 @@
 the whole held-out day (quality, minutes, peak memory of driver + JVM + workers).
 
     ASTRO_KEYWORDS=10000000 ASTRO_DATA_DIR=... python -m astro_assets.cli.training_budget \\
-        --end 2026-11-25 --budgets 100000,300000,1000000
+        --end 2026-11-25 --budgets 500000,1500000
 
 needs the raw and preprocessed days of the window (``make run`` builds them). Writes the points to
 ``DataLayout.training_budget_curve()`` (``trained_model`` shows them as a plot in its metadata) and the
@@ -20,7 +20,7 @@ from astro_assets.cli.bench import PeakMemory
 from astro_assets.cli.environment import require_java
 from astro_assets.defs.resources import SyntheticKeywordSource, spark_config
 from astro_assets.model.training import TrainingPlan
-from astro_assets.settings import load_settings
+from astro_assets.settings import DEFAULT_TRAINING_ROWS, load_settings
 from astro_assets.stages.training import train_on_window
 from astro_assets.storage import DataLayout, publishing_file
 
@@ -64,9 +64,13 @@ def write_plot(curve: dict, path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--end", required=True, help="last day whose raw report is a target (YYYY-MM-DD)")
-    parser.add_argument("--budgets", default="300000,100000,1000000", help="comma-separated training rows")
+    parser.add_argument(
+        "--budgets",
+        default=f"{DEFAULT_TRAINING_ROWS},{3 * DEFAULT_TRAINING_ROWS}",
+        help="comma-separated training rows, measured in this order (default: the default budget and 3x it)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     require_java()
@@ -85,16 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     for budget in (int(b) for b in args.budgets.split(",")):  # in the order given (the default first)
         print(f"budget {budget:,}: training", flush=True)
         started = time.perf_counter()
+        load_before = os.getloadavg()[0]
+
+        def log(message: str, started: float = started) -> None:  # each step with the seconds since the start
+            print(f"  [{time.perf_counter() - started:6.0f} s] {message}", flush=True)
+
         with PeakMemory() as memory:
-            _, _, candidate = train_on_window(
-                spark, layout, end, plan, budget, truth=truth, log=lambda m: print(f"  {m}", flush=True)
-            )
+            _, _, candidate = train_on_window(spark, layout, end, plan, budget, truth=truth, log=log)
         point = {
             "budget": budget,
             "rows": candidate.record["training_rows"],
             "seconds": round(time.perf_counter() - started, 1),
+            # The machine's 1-minute load average before and after: other jobs share the 2 cores.
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "sample_seconds": candidate.record["training_sample"]["seconds"],
-            "peak_bytes": memory.peak,
+            "peak_bytes": memory.peak,  # PSS of driver + JVM + workers
+            "peak_resident_bytes": memory.peak_resident,  # their RSS summed: an upper bound, sampled more often
             **{k: candidate.metrics[k] for k in KEPT if k in candidate.metrics},
         }
         points.append(point)

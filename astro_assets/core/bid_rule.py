@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from astro_assets.core.features import KEYWORD_PAIR
+
 
 @dataclass(frozen=True)
 class BidRule:
@@ -155,11 +157,6 @@ def format_money(units: np.ndarray, rule: BidRule) -> pa.Array:
         padding="0",
     )
     return pc.binary_join_element_wise(whole, fraction, ".")
-
-
-#: A keyword's identity: the pair (ad group id, criterion id); Google's criterion id alone is shared
-#: across ad groups. Legacy tables without ``ad_group_id`` are matched on ``keyword_id`` alone.
-KEYWORD_PAIR = ("ad_group_id", "keyword_id")
 
 
 def _pair_keys(*tables: pa.Table) -> list[str]:

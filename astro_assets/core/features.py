@@ -63,6 +63,11 @@ NULL_POLICY: dict[str, str] = {
 }
 
 #: The schema of every raw_features partition (Google Ads keyword report fields).
+#: A keyword's identity, as Google Ads identifies it: the criterion id of the same text and match type
+#: is shared across ad groups, so a keyword is the pair (ad group id, criterion id). Legacy tables
+#: without ``ad_group_id`` are matched on ``keyword_id`` alone.
+KEYWORD_PAIR = ("ad_group_id", "keyword_id")
+
 RAW_SCHEMA = pa.schema(
     [
         ("campaign_id", pa.int64()),

@@ -24,10 +24,6 @@ from astro_assets.core.features import (
     RAW_SCHEMA,
 )
 
-#: A keyword's identity, as Google Ads identifies it: the criterion id of the same text and match type
-#: is shared across ad groups, so a keyword is the pair (ad group id, criterion id).
-KEYWORD_KEY = ("ad_group_id", "keyword_id")
-
 PREPROCESSED_SCHEMA = pa.schema(
     [
         ("keyword_id", pa.int64()),

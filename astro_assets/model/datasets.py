@@ -48,19 +48,30 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """Feature days whose next day is the target; the last pair is held out for evaluation."""
+    """Feature days whose next day is the target; the last ones are held out for evaluation: the gate
+    compares on every day of ``gate_days`` (oldest first), the whole-day metrics on ``holdout_day``
+    (the last)."""
 
     train_days: list[dt.date]
     holdout_day: dt.date
+    gate_days: tuple[dt.date, ...] = ()
 
     @classmethod
-    def ending(cls, end: dt.date, training_days: int) -> "TrainingWindow":
-        holdout = end - dt.timedelta(days=1)
-        return cls(days_ending(holdout - dt.timedelta(days=1), training_days), holdout)
+    def ending(cls, end: dt.date, training_days: int, holdout_days: int = 1) -> "TrainingWindow":
+        """The ``training_days + 1`` feature days before ``end`` (the history a run builds to train:
+        ``cli.run``), of which the last ``holdout_days`` are held out — at most ``training_days``, so
+        at least one day trains — and the others trained on."""
+        held = min(max(holdout_days, 1), training_days)
+        days = days_ending(end - dt.timedelta(days=1), training_days + 1)
+        return cls(days[:-held], days[-1], tuple(days[-held:]))
+
+    @property
+    def held_out_days(self) -> list[dt.date]:
+        return list(self.gate_days) or [self.holdout_day]
 
     @property
     def feature_days(self) -> list[dt.date]:
-        return [*self.train_days, self.holdout_day]
+        return [*self.train_days, *self.held_out_days]
 
 
 def features_array(table: pa.Table, column: str = "features") -> np.ndarray:

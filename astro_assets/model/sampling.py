@@ -18,16 +18,22 @@ so the loss (click-weighted squared error) keeps its expectation; keywords with 
 with certainty and weigh their clicks. The uniform draws come from ``(seed, day, shard)``: the same
 seed gives the same sample whatever the number of executors.
 
-Where. Both passes run as Spark tasks, one per stratum (``stages.training``); the second writes its
-rows straight into the sample's memory-mapped ``.npy`` files at offsets the driver assigns, so no row
-of the window ever reaches the driver through Spark, and a task holds one stratum's keys plus one
-Parquet batch of features at a time (``FEATURE_BATCH_ROWS``).
+Where. Both passes run as Spark tasks, one per stratum (``stages.training``), so both cores work. The
+first reads only the key columns of the feature file and the four label columns of the next raw day
+(``LABEL_COLUMNS``), and leaves the stratum's labelled rows in a small file for the second (~32 bytes
+a labelled row), which then only draws and reads features. The second writes its rows straight into
+the sample's memory-mapped ``.npy`` files at offsets the driver assigns, so no row of the window ever
+reaches the driver through Spark, and a task holds one stratum's labelled rows plus one Parquet batch
+of features at a time (``FEATURE_BATCH_ROWS``). The features column is still decoded whole: Parquet
+readers here (pyarrow) cannot skip pages by row (apache/arrow#45284), and a sample of a few percent
+has rows in every page anyway; only the kept rows of a batch are converted (``take``).
 
 numpy, pyarrow and ``core`` only: shipped to the executors by value, like ``core``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,22 +130,34 @@ def allocate(counts: list[int], budget: int) -> list[int]:
     return quotas
 
 
-def _read_stratum(stratum: Stratum) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    keys = pq.read_table(stratum.features_path, columns=["ad_group_id", "keyword_id", "trailing_value_per_click"])
-    return keys, labelled_rows(keys, read_labels(stratum))
+def labelled_stratum(stratum: Stratum) -> np.ndarray:
+    """The stratum's labelled rows as one float64 array [4, n]: row position (ascending), next-day
+    value per click, next-day clicks, and the row's trailing value per click."""
+    keys = pq.read_table(
+        stratum.features_path, columns=["ad_group_id", "keyword_id", "trailing_value_per_click"], use_threads=False
+    )
+    rows, target, clicks = labelled_rows(keys, read_labels(stratum))
+    trailing = keys.column("trailing_value_per_click").to_numpy(zero_copy_only=False)[rows]
+    return np.stack([rows.astype(np.float64), target, clicks, trailing])
 
 
 def read_labels(stratum: Stratum) -> pa.Table:
     """The next day's label columns of the stratum's shard (only those columns when the shard is one file)."""
     paths = list(stratum.next_day_raw_paths)
     if len(paths) == 1:
-        return pq.read_table(paths[0], columns=list(LABEL_COLUMNS))
+        return pq.read_table(paths[0], columns=list(LABEL_COLUMNS), use_threads=False)
     return read_keyword_shard(paths, stratum.shard, stratum.shards).select(list(LABEL_COLUMNS))
 
 
-def count_labelled(stratum: Stratum) -> int:
-    """The first pass: the stratum's labelled rows."""
-    return len(_read_stratum(stratum)[1][0])
+def count_labelled(stratum: Stratum, labelled_file: str | None = None) -> int:
+    """The first pass: the stratum's labelled rows; with ``labelled_file``, they are also saved there
+    (``labelled_stratum``'s array, ~32 bytes a row) so that the second pass need not find them again."""
+    labelled = labelled_stratum(stratum)
+    if labelled_file is not None:
+        with open(labelled_file + ".tmp", "wb") as out:
+            np.save(out, labelled)
+        os.replace(labelled_file + ".tmp", labelled_file)  # whole or absent, if the task is retried
+    return labelled.shape[1]
 
 
 def stratum_rng(seed: int, stratum: Stratum) -> np.random.Generator:
@@ -160,24 +178,32 @@ def write_stratum_sample(
     columns_file: str,
     offset: int,
     keys_file: str | None = None,
+    labelled_file: str | None = None,
 ) -> int:
     """The second pass: draw ``quota`` rows of the stratum and write them into the sample's
     memory-mapped files (``features_file`` [rows, T, F], ``columns_file`` [rows, SAMPLE_COLUMNS]) at
-    ``offset``. Reads the features column one Parquet batch at a time. Returns the rows written."""
-    keys, (rows, target, clicks) = _read_stratum(stratum)
+    ``offset``. The labelled rows come from ``labelled_file`` (the first pass's) when it exists, else
+    they are found again. Reads the features column one Parquet batch at a time and converts only the
+    kept rows of each. Returns the rows written."""
+    if labelled_file is not None and os.path.exists(labelled_file):
+        labelled = np.load(labelled_file)
+    else:
+        labelled = labelled_stratum(stratum)
+    rows, target, clicks, trailing_all = labelled[0].astype(np.int64), labelled[1], labelled[2], labelled[3]
     sizes = clicks if by == BY_CLICKS else np.ones(len(rows))
     kept, weight = priority_sample(sizes, quota, stratum_rng(seed, stratum))
     if by != BY_CLICKS:
         weight = clicks[kept] * (weight / sizes[kept])  # clicks / inclusion probability
     positions = rows[kept]
     k = len(positions)
-    trailing = keys.column("trailing_value_per_click").to_numpy(zero_copy_only=False)[positions]
     columns = np.lib.format.open_memmap(columns_file, mode="r+")
-    columns[offset : offset + k] = np.column_stack([target[kept], weight, clicks[kept], trailing]).astype(np.float32)
+    columns[offset : offset + k] = np.column_stack([target[kept], weight, clicks[kept], trailing_all[kept]]).astype(
+        np.float32
+    )
     columns.flush()
     del columns
     if keys_file is not None:
-        ids = pq.read_table(stratum.features_path, columns=list(KEY_COLUMNS))
+        ids = pq.read_table(stratum.features_path, columns=list(KEY_COLUMNS), use_threads=False)
         keys = np.lib.format.open_memmap(keys_file, mode="r+")
         keys[offset : offset + k] = np.column_stack([ids.column(c).to_numpy()[positions] for c in KEY_COLUMNS])
         keys.flush()
@@ -185,13 +211,13 @@ def write_stratum_sample(
     features = np.lib.format.open_memmap(features_file, mode="r+")
     start, done = 0, 0
     for batch in pq.ParquetFile(stratum.features_path).iter_batches(
-        batch_size=FEATURE_BATCH_ROWS, columns=["features"]
+        batch_size=FEATURE_BATCH_ROWS, columns=["features"], use_threads=False
     ):
         end = start + batch.num_rows
         upto = int(np.searchsorted(positions, end))
         if upto > done:
-            block = features_matrix(batch.column(0), LAGS, N_FEATURES)
-            features[offset + done : offset + upto] = block[positions[done:upto] - start]
+            block = batch.column(0).take(pa.array(positions[done:upto] - start))  # only the kept rows
+            features[offset + done : offset + upto] = features_matrix(block, LAGS, N_FEATURES)
             done = upto
         start = end
     features.flush()

@@ -16,6 +16,9 @@ from astro_assets.model.analyst import AnalystParams
 from astro_assets.stages.spark import run_shard_tasks
 from astro_assets.storage import PREPROCESSED_FEATURES, DataLayout
 
+#: Shards' cells read and added to the running sum at a time (``analyst_table``).
+COMBINE_SHARDS = 4
+
 
 def analyst_table(
     spark: SparkSession, layout: DataLayout, day: dt.date, version: str, params: AnalystParams, folder: Path
@@ -34,10 +37,19 @@ def analyst_table(
 
     try:
         run_shard_tasks(spark, range(len(files)), cells)
-        parts = [pq.read_table(path) for path in sorted(folder.glob("cells-*.parquet"))]
+        # Added to a running sum a few shards at a time: every shard's cells at once are ad groups ×
+        # days × shards (at 10M keywords 43M cells, ~8 GB on the driver while combined), the sum only
+        # ad groups × days. The same sums to the bit: each cell's values are added in shard order.
+        paths = sorted(folder.glob("cells-*.parquet"))
+        combined = None
+        for start in range(0, max(1, len(paths)), COMBINE_SHARDS):
+            parts = [
+                {k: t.column(k).to_numpy() for k in t.column_names}
+                for t in (pq.read_table(path) for path in paths[start : start + COMBINE_SHARDS])
+            ]
+            combined = analyst_rule.combine_cells(parts if combined is None else [combined, *parts])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    combined = analyst_rule.combine_cells([{k: p.column(k).to_numpy() for k in p.column_names} for p in parts])
     return analyst_rule.policy_table(
         combined,
         day,

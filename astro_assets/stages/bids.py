@@ -73,7 +73,6 @@ from pyarrow import csv as pacsv
 from astro_assets.core.bid_rule import (
     ENABLED,
     INACTIVE_STATUSES,
-    KEYWORD_PAIR,
     PAUSED,
     BidRule,
     format_money,
@@ -92,7 +91,7 @@ from astro_assets.core.editor import (  # the format and its reading are in core
     EDITOR_STATUSES,
     read_editor_file,
 )
-from astro_assets.core.features import STATUS_COLUMNS
+from astro_assets.core.features import KEYWORD_PAIR, STATUS_COLUMNS
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout
 from astro_assets.storage.publish import is_published
 

@@ -7,7 +7,6 @@ number of executors. Files are written into the staging folder of the partition 
 (``storage.publish_partition``); on a cluster ``ASTRO_DATA_DIR`` is storage every node sees.
 """
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -58,22 +57,3 @@ def map_files(
 
     partitions = max(1, min(len(files), tasks or len(files)))
     return spark.range(0, len(files), 1, numPartitions=partitions).mapInArrow(run, schema)
-
-
-def sum_file_totals(spark: SparkSession, files: list[str], count: Callable[[str], dict[str, int]]) -> dict[str, int]:
-    """``count(path)`` (a ``core.audit`` function) over every file, one Spark task per file, summed on
-    the driver: only the per-file totals (a few numbers each) leave the executors."""
-    if not files:
-        return {}
-
-    def run(batches):
-        for batch in batches:
-            for index in batch.column(0).to_pylist():
-                yield pa.RecordBatch.from_arrays([pa.array([json.dumps(count(files[index]))])], names=["totals"])
-
-    frame = spark.range(0, len(files), 1, numPartitions=len(files)).mapInArrow(run, "totals string")
-    totals: dict[str, int] = {}
-    for row in frame.collect():
-        for name, value in json.loads(row.totals).items():
-            totals[name] = totals.get(name, 0) + value
-    return totals

@@ -7,13 +7,15 @@ is a function from :class:`CheckInputs` (Spark, the layout, the bid rule, the da
 expectations (``at_most``), and counts to show beside them. ``defs.checks`` turns each into a
 Dagster asset check.
 
-The bid-file suites read the Editor files as Editor reads them, one Spark task per file
-(``core.audit.audit_editor_file``), join the rows to the day's predictions on the keyword pair in one
-Spark aggregation (``bid_file_totals``), and hand GX the totals: no Spark job per expectation.
+The bid-file suites read the Editor files as Editor reads them in Spark tasks, join the rows to the
+day's predictions on the keyword pair shard by shard (``bid_file_totals``: the predictions are stored
+one file per keyword shard, so one shuffle of the Editor rows by shard and a numpy join per shard),
+and hand GX the totals: no Spark job per expectation.
 """
 
 import datetime as dt
 import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -24,6 +26,8 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark import StorageLevel
 from pyspark.errors import PythonException
@@ -31,13 +35,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from astro_assets.core import audit
-from astro_assets.core.bid_rule import KEYWORD_PAIR, BidRule
+from astro_assets.core.bid_rule import BidRule
+from astro_assets.core.features import KEYWORD_PAIR
 from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
     BID_FILE,
     DAILY_PREDICTIONS,
     DataLayout,
 )
+from astro_assets.storage.layout import part_file_name
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -183,8 +189,19 @@ EDITOR_AUDIT_SCHEMA = ", ".join(
 )
 
 
-#: Spark tasks per core reading the Editor files (each a run of consecutive files).
-EDITOR_TASKS_PER_CORE = 2
+#: The columns of ``core.audit.EDITOR_SHARD_SCHEMA`` as Spark types.
+EDITOR_SHARD_COLUMNS = (
+    ("shard", "int"),
+    ("ad_group_id", "long"),
+    ("keyword_id", "long"),
+    ("max_cpc", "double"),
+    ("totals", "string"),
+)
+EDITOR_SHARD_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in EDITOR_SHARD_COLUMNS)
+
+#: Spark tasks per core reading a partition's files for the checks (each a run of consecutive files):
+#: a Python task costs more than a small file, and two a core keep both cores busy to the end.
+TASKS_PER_CORE = 2
 
 
 def money_pattern(rule: BidRule) -> str:
@@ -195,15 +212,101 @@ def money_pattern(rule: BidRule) -> str:
 
 
 def bid_file_totals(inputs: CheckInputs) -> dict[str, int]:
-    """The day's Editor files (every keyword) read back as Editor reads them, one Spark task per file
-    (``core.audit.audit_editor_file``: UTF-16, tab-separated, the header row), joined row for row to
-    the day's predictions on the keyword pair (ad_group_id, keyword_id), and counted in one Spark
-    aggregation: rows, each row rule of ``core.audit.EDITOR_ROW_RULES``, bids above break-even (a Max
-    CPC above predicted value per click × (1 − margin), or beside a null or NaN prediction), rows
-    of keywords not scored that day, keywords scored and without a row, keywords with several rows,
-    keywords scored more than once. Only the totals reach the driver."""
+    """The day's Editor files (every keyword) read back as Editor reads them (UTF-16, tab-separated,
+    the header row), joined row for row to the day's predictions on the keyword pair (ad_group_id,
+    keyword_id), and counted: rows, each row rule of ``core.audit.EDITOR_ROW_RULES``, bids above
+    break-even (a Max CPC above predicted value per click × (1 − margin), or beside a null or NaN
+    prediction), rows of keywords not scored that day, keywords scored and without a row, keywords
+    with several rows, keywords scored more than once. Only the totals reach the driver.
+
+    The predictions are stored one file per keyword shard, so the join is made shard by shard
+    (``_joined_by_shard``): one Spark shuffle of the Editor rows' pairs and bids, each shard then
+    joined to its predictions file in numpy. Predictions stored otherwise (an older partition) are
+    joined in Spark (``_joined_in_spark``); both count the same."""
+    predictions = _prediction_shards(inputs)
+    totals = None
+    if predictions is not None:
+        totals = _raising_unreadable(lambda: _joined_by_shard(inputs, predictions))
+        if totals.pop("predictions_outside_shard", 0):
+            totals = None  # a file holds keywords of other shards: the shard-by-shard join would miss them
+    if totals is None:
+        totals = _raising_unreadable(lambda: _joined_in_spark(inputs))
+    return {name: 0 for name in (*BID_FILE_TOTALS, *audit.EDITOR_ROW_RULES)} | totals
+
+
+#: What ``bid_file_totals`` counts besides the row rules: the join's counts (``core.audit.JOIN_TOTALS``),
+#: less the one that only says which join to use.
+BID_FILE_TOTALS = tuple(name for name in audit.JOIN_TOTALS if name != "predictions_outside_shard")
+
+
+def _raising_unreadable(compute: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """``compute()``, a file Editor could not read raised on the driver as its one-line ``ValueError``."""
+    try:
+        return compute()
+    except PythonException as error:
+        unreadable = re.search(r"^ValueError: (.+)$", str(error), re.MULTILINE)
+        if unreadable is None:
+            raise
+        raise ValueError(unreadable.group(1)) from None
+
+
+def _editor_files(inputs: CheckInputs) -> list[str]:
+    return [str(path) for path in inputs.layout.bid_editor_files(inputs.folder(BID_FILE), "bids")]
+
+
+def _prediction_shards(inputs: CheckInputs) -> list[str] | None:
+    """The day's predictions files in shard order when they are one file per keyword shard
+    (``part-00000`` .. without a gap) keyed by the pair; else None."""
+    folder = inputs.folder(DAILY_PREDICTIONS)
+    files = inputs.layout.part_files(folder)
+    if not files or [path.name for path in files] != [part_file_name(i) for i in range(len(files))]:
+        return None
+    if not all(key in pq.read_schema(files[0]).names for key in KEYWORD_PAIR):
+        return None
+    return [str(path) for path in files]
+
+
+def _joined_by_shard(inputs: CheckInputs, predictions: list[str]) -> dict[str, int]:
+    """The Editor files read in Spark tasks (``core.audit.editor_rows_by_shard``: per row the keyword
+    shard, pair and Max CPC; the row rules summed per file), shuffled by shard with one marker row
+    per shard (so a shard without a row still has its keywords counted), and each partition's
+    shards joined to their predictions files (``core.audit.join_shards``); the partitions' totals are
+    added on the driver. ``predictions_outside_shard`` > 0: a predictions file is not its shard's."""
     rule = inputs.rule
-    files = [str(path) for path in inputs.layout.bid_editor_files(inputs.folder(BID_FILE), "bids")]
+    read = functools.partial(
+        audit.editor_rows_by_shard,
+        money=money_pattern(rule),
+        floor=rule.floor,
+        ceiling=rule.ceiling,
+        tolerance=MONEY_TOLERANCE,
+        shards=len(predictions),
+    )
+    tasks = TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
+    rows = map_files(inputs.spark, _editor_files(inputs), read, EDITOR_SHARD_SCHEMA, tasks)
+    markers = inputs.spark.range(len(predictions)).select(
+        F.col("id").cast("int").alias("shard"),
+        *[F.lit(None).cast(kind).alias(name) for name, kind in EDITOR_SHARD_COLUMNS[1:]],
+    )
+    margin, tolerance = rule.target_margin, MONEY_TOLERANCE
+
+    def join(batches):
+        totals = audit.join_shards(batches, predictions, margin, tolerance)
+        yield pa.RecordBatch.from_arrays([pa.array([json.dumps(totals)])], names=["totals"])
+
+    shuffled = rows.unionByName(markers).repartition(tasks, "shard")
+    totals: dict[str, int] = {}
+    for row in shuffled.mapInArrow(join, "totals string").collect():
+        for name, value in json.loads(row.totals).items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def _joined_in_spark(inputs: CheckInputs) -> dict[str, int]:
+    """``bid_file_totals`` for predictions not stored by keyword shard: the Editor files' rows with
+    their row-rule flags (``core.audit.audit_editor_file``) joined to the predictions grouped by pair,
+    in Spark, counted in one aggregation."""
+    rule = inputs.rule
+    files = _editor_files(inputs)
     read = functools.partial(
         audit.audit_editor_file,
         money=money_pattern(rule),
@@ -212,7 +315,7 @@ def bid_file_totals(inputs: CheckInputs) -> dict[str, int]:
         tolerance=MONEY_TOLERANCE,
     )
     # One file per campaign makes hundreds of small files: a few tasks per core, each reading a run of them.
-    tasks = EDITOR_TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
+    tasks = TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
     rows = map_files(inputs.spark, files, read, EDITOR_AUDIT_SCHEMA, tasks).withColumn("in_files", F.lit(1))
     predictions = inputs.read(DAILY_PREDICTIONS)
     keys = [k for k in KEYWORD_PAIR if k in predictions.columns]  # the pair, or keyword_id in older partitions
@@ -252,13 +355,7 @@ def bid_file_totals(inputs: CheckInputs) -> dict[str, int]:
         count(F.col("scored") > 1).alias("keywords_scored_more_than_once"),
         *[F.sum(rule_name).alias(rule_name) for rule_name in audit.EDITOR_ROW_RULES],
     )
-    try:
-        totals = aggregation.first()
-    except PythonException as error:  # a file Editor could not read: its one-line error, on the driver
-        unreadable = re.search(r"^ValueError: (.+)$", str(error), re.MULTILINE)
-        if unreadable is None:
-            raise
-        raise ValueError(unreadable.group(1)) from None
+    totals = aggregation.first()
     return {name: int(totals[name] or 0) for name in totals.asDict()}
 
 

@@ -33,6 +33,8 @@ class TrainingConfig(dg.Config):
 
     end_date: str = ""  # last day whose raw report is a target; default: newest raw_features day
     training_days: int = TrainingPlan.training_days
+    #: Of the window, the last days held out for the gate (several: ``TrainingPlan.holdout_days``).
+    holdout_days: int = TrainingPlan.holdout_days
     epochs: int = TrainingParams.epochs
     hidden_size: int = TrainingParams.hidden_size
     batch_size: int = TrainingParams.batch_size
@@ -48,6 +50,7 @@ class TrainingConfig(dg.Config):
     def to_plan(self) -> TrainingPlan:
         return TrainingPlan(
             training_days=self.training_days,
+            holdout_days=self.holdout_days,
             network=TrainingParams(self.epochs, self.hidden_size, self.batch_size, self.learning_rate, self.seed),
             gbdt=GbdtParams(rounds=self.gbdt_rounds, seed=self.seed),
             promotion_margin=self.promotion_margin,
@@ -97,6 +100,7 @@ def trained_model_asset(training_rows: int = DEFAULT_TRAINING_ROWS) -> dg.Assets
                 "model_version": candidate.version,
                 "training_rows": dg.MetadataValue.int(candidate.record["training_rows"]),
                 "holdout_day": window.holdout_day.isoformat(),
+                "gate_days": ", ".join(d.isoformat() for d in window.held_out_days),
                 "holdout_rows": dg.MetadataValue.int(candidate.record["holdout_rows"]),
                 "holdout_gate_rows": dg.MetadataValue.int(len(holdout)),
                 "training_sample": dg.MetadataValue.json(candidate.record["training_sample"]),
