@@ -65,12 +65,20 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
         "astro_assets.model.baselines",
         "astro_assets.model.evaluation",
         "astro_assets.model.checkpoint",
+        "astro_assets.model.sampling",
+        "astro_assets.model.heldout",
+        "astro_assets.stages.analyst",
+        "astro_assets.core.analyst_rule",
     ),
     ONNX_MODEL: ("astro_assets.model.export", "astro_assets.model.registry"),
-    DAILY_PREDICTIONS: ("astro_assets.stages.predict", "astro_assets.core.scoring"),
+    DAILY_PREDICTIONS: ("astro_assets.stages.predict", "astro_assets.core.scoring", "astro_assets.core.analyst_rule"),
     BID_FILE: ("astro_assets.stages.bids", "astro_assets.core.bid_rule"),
     BID_UPLOAD: ("astro_assets.stages.google_ads_upload",),
-    BACKTEST: ("astro_assets.model.backtest",),
+    # A package: every module of it (its __init__ only re-exports).
+    BACKTEST: tuple(
+        f"astro_assets.model.backtest.{name}"
+        for name in ("__init__", "periods", "market", "fitting", "replay", "run", "report")
+    ),
 }
 
 
@@ -142,6 +150,9 @@ def table_schema(schema: pa.Schema, descriptions: Mapping[str, str] | None = Non
 def _module_path(module: str, root: Path | None) -> Path:
     if root is not None:
         return root.joinpath(*module.split(".")).with_suffix(".py")
+    package, _, name = module.rpartition(".")
+    if name == "__init__":  # a package's own module
+        module = package
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise ValueError(f"catalog: stage module {module} (STAGE_MODULES) does not exist")
