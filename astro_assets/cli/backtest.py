@@ -20,6 +20,7 @@ from astro_assets.model.backtest import (
     periods_line,
     run_backtest,
     summary_table,
+    table_header,
     targets_met,
     write_json,
 )
@@ -103,11 +104,7 @@ def combine(runs: list[dict]) -> dict:
 def seeds_table(combined: dict) -> str:
     """Test-period figures per policy, mean ± spread over the seeds, with each seed's target margin
     chosen on its validation days (Markdown)."""
-    lines = [
-        "| policy | margin (per seed) | profit | wasted spend | spend above true value | ROAS | clicks | paused/day "
-        "| MAE vs truth |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = table_header("margin (per seed)")
     for policy, label in POLICY_LABELS.items():
         p = combined["policies"][policy]
         margins = " / ".join(f"{m[policy]:g}" for m in combined["target_margins"])

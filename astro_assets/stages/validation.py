@@ -250,6 +250,12 @@ def _raising_unreadable(compute: Callable[[], dict[str, int]]) -> dict[str, int]
         raise ValueError(unreadable.group(1)) from None
 
 
+def _row_rules(rule: BidRule) -> dict:
+    """What the Editor rows are checked against (``core.audit``'s row rules): the currency's money
+    format, the floor, the ceiling and the rounding tolerance."""
+    return {"money": money_pattern(rule), "floor": rule.floor, "ceiling": rule.ceiling, "tolerance": MONEY_TOLERANCE}
+
+
 def _editor_files(inputs: CheckInputs) -> list[str]:
     return [str(path) for path in inputs.layout.bid_editor_files(inputs.folder(BID_FILE), "bids")]
 
@@ -273,14 +279,7 @@ def _joined_by_shard(inputs: CheckInputs, predictions: list[str]) -> dict[str, i
     shards joined to their predictions files (``core.audit.join_shards``); the partitions' totals are
     added on the driver. ``predictions_outside_shard`` > 0: a predictions file is not its shard's."""
     rule = inputs.rule
-    read = functools.partial(
-        audit.editor_rows_by_shard,
-        money=money_pattern(rule),
-        floor=rule.floor,
-        ceiling=rule.ceiling,
-        tolerance=MONEY_TOLERANCE,
-        shards=len(predictions),
-    )
+    read = functools.partial(audit.editor_rows_by_shard, **_row_rules(rule), shards=len(predictions))
     tasks = TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
     rows = map_files(inputs.spark, _editor_files(inputs), read, EDITOR_SHARD_SCHEMA, tasks)
     markers = inputs.spark.range(len(predictions)).select(
@@ -307,13 +306,7 @@ def _joined_in_spark(inputs: CheckInputs) -> dict[str, int]:
     in Spark, counted in one aggregation."""
     rule = inputs.rule
     files = _editor_files(inputs)
-    read = functools.partial(
-        audit.audit_editor_file,
-        money=money_pattern(rule),
-        floor=rule.floor,
-        ceiling=rule.ceiling,
-        tolerance=MONEY_TOLERANCE,
-    )
+    read = functools.partial(audit.audit_editor_file, **_row_rules(rule))
     # One file per campaign makes hundreds of small files: a few tasks per core, each reading a run of them.
     tasks = TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
     rows = map_files(inputs.spark, files, read, EDITOR_AUDIT_SCHEMA, tasks).withColumn("in_files", F.lit(1))

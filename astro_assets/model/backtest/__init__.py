@@ -51,7 +51,14 @@ from astro_assets.model.backtest.replay import (
     policy_bids,
     replay,
 )
-from astro_assets.model.backtest.report import POLICY_LABELS, periods_line, summary_table, targets_met, write_json
+from astro_assets.model.backtest.report import (
+    POLICY_LABELS,
+    periods_line,
+    summary_table,
+    table_header,
+    targets_met,
+    write_json,
+)
 from astro_assets.model.backtest.run import run_backtest
 
 __all__ = [
@@ -78,6 +85,7 @@ __all__ = [
     "replay",
     "run_backtest",
     "summary_table",
+    "table_header",
     "targets_met",
     "write_json",
 ]

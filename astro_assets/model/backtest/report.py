@@ -28,14 +28,17 @@ POLICY_LABELS = {
 }
 
 
+def table_header(margin: str) -> list[str]:
+    """The Markdown header of the per-policy tables (``summary_table``, the CLI's seeds table)."""
+    columns = ["policy", margin, "profit", "wasted spend", "spend above true value", "ROAS", "clicks"]
+    columns += ["paused/day", "MAE vs truth"]
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def summary_table(figures: dict) -> str:
     """Test-period figures per policy at its target margin chosen on validation (Markdown); the
     published one in bold."""
-    lines = [
-        "| policy | margin | profit | wasted spend | spend above true value | ROAS | clicks | paused/day "
-        "| MAE vs truth |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = table_header("margin")
     for policy, label in POLICY_LABELS.items():
         p = figures["policies"][policy]
         name = f"**{label}** (published)" if policy == figures["published_policy"] else label
