@@ -25,6 +25,7 @@ from astro_assets.core.features import LAGS
 from astro_assets.defs.checks import CHECK_SPECS
 from astro_assets.defs.partitions import range_tags
 from astro_assets.defs.resources import AstroStorage, BidPolicy, SyntheticKeywordSource
+from astro_assets.model.datasets import TrainingWindow
 from astro_assets.model.training import TrainingPlan
 from astro_assets.stages.bids import EDITOR_COLUMNS, EDITOR_MATCH_TYPES, read_editor_files
 from astro_assets.storage import DAILY_ASSETS, DataLayout
@@ -68,7 +69,8 @@ def materialized(tmp_path_factory):
             return result
 
         # The history as `astro-run` builds it: one run over the days before DAY per asset.
-        feature_days = day_range(DAY - dt.timedelta(days=TrainingPlan.training_days + 1), DAY)
+        window = TrainingWindow.ending(DAY, TrainingPlan.training_days, TrainingPlan.holdout_days)
+        feature_days = [*window.feature_days, DAY]
         run(dg.AssetSelection.assets("raw_features").without_checks(), days=(feature_days[0] - LAG_SPAN, DAY))
         run(
             dg.AssetSelection.assets("preprocessed_features").without_checks(), days=(feature_days[0], feature_days[-2])

@@ -28,15 +28,17 @@ END = dt.date(2026, 5, 12)
 TINY = TrainingParams(epochs=1, hidden_size=8)
 
 
-def test_the_window_holds_out_its_last_days_and_needs_no_more_history():
+def test_the_window_holds_out_its_last_days_on_top_of_the_training_days():
     one = TrainingWindow.ending(END, 7)
     three = TrainingWindow.ending(END, 7, holdout_days=3)
     assert one.held_out_days == [END - dt.timedelta(days=1)] and len(one.train_days) == 7
     assert three.held_out_days == day_range(END - dt.timedelta(days=3), END - dt.timedelta(days=1))
-    assert three.holdout_day == END - dt.timedelta(days=1) and len(three.train_days) == 5
-    assert three.feature_days == one.feature_days  # the same 8 feature days: make run builds no more
+    assert three.holdout_day == END - dt.timedelta(days=1) and len(three.train_days) == 7
+    # The gate's days do not take training days: the model trains on the same 7 days' length, earlier.
+    assert three.feature_days == day_range(END - dt.timedelta(days=10), END - dt.timedelta(days=1))
+    assert three.train_days == day_range(END - dt.timedelta(days=10), END - dt.timedelta(days=4))
     assert max(three.train_days) < min(three.held_out_days)
-    assert TrainingWindow.ending(END, 2, holdout_days=3).train_days == [END - dt.timedelta(days=3)]  # one trains
+    assert TrainingWindow.ending(END, 1, holdout_days=0).train_days == [END - dt.timedelta(days=2)]  # one held out
 
 
 def test_one_good_day_does_not_promote_a_candidate_that_loses_on_the_others():

@@ -17,6 +17,7 @@ from astro_assets.core.features import LAGS, N_FEATURES, RAW_COLUMNS
 from astro_assets.core.lagging import lagged_features
 from astro_assets.core.scoring import features_matrix
 from astro_assets.model.analyst import AnalystParams, analyst_bid_units, estimate, pair_keys
+from astro_assets.model.datasets import TrainingWindow
 from astro_assets.model.registry import ANALYST, policy_of_version, published_policy
 from astro_assets.sources import synthetic
 from astro_assets.storage import RAW_FEATURES, DataLayout
@@ -95,7 +96,7 @@ def test_the_published_analyst_falls_back_to_campaign_and_account_for_unknown_ad
 
 KEYWORDS = 1_500
 END = dt.date(2026, 3, 20)
-TRAINING_DAYS = 2
+TRAINING_DAYS, HOLDOUT_DAYS = 1, 2
 
 
 @pytest.mark.spark
@@ -128,8 +129,8 @@ def test_when_the_analyst_wins_validation_the_bid_file_holds_the_analysts_bids(t
         assert result.success
         return result
 
-    holdout = END - dt.timedelta(days=1)  # the feature day whose target is END (TrainingWindow.ending)
-    feature_days = day_range(holdout - dt.timedelta(days=TRAINING_DAYS), holdout)
+    window = TrainingWindow.ending(END, TRAINING_DAYS, HOLDOUT_DAYS)
+    holdout, feature_days = window.holdout_day, window.feature_days  # the last feature day's target is END
     for d in day_range(feature_days[0] - dt.timedelta(days=LAGS - 1), END):
         run(dg.AssetSelection.assets("raw_features").without_checks(), d.isoformat())
     for d in feature_days:
@@ -140,6 +141,7 @@ def test_when_the_analyst_wins_validation_the_bid_file_holds_the_analysts_bids(t
                 "config": {
                     "end_date": END.isoformat(),
                     "training_days": TRAINING_DAYS,
+                    "holdout_days": HOLDOUT_DAYS,
                     "epochs": 1,
                     "gbdt_rounds": 1,
                 }

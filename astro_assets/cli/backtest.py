@@ -38,6 +38,8 @@ FIGURES = (
     "naive_profit",
     "gbdt_profit",
     "analyst_profit",
+    "risk_bounded_profit",
+    "risk_bounded_spend_above_truth_share",
     "roas",
     "wasted_spend",
     "analyst_wasted_spend",

@@ -42,9 +42,10 @@ def materialize_day(
     defs = build_definitions(settings)
     layout = DataLayout(settings.data_dir)
     training_days = TrainingPlan.training_days
+    window = TrainingWindow.ending(day, training_days, TrainingPlan.holdout_days)
     # A published policy: model.onnx, or the careful analyst's table (onnx_model may publish either).
     need_model = retrain or not (layout.onnx_model().exists() or layout.published_policy().exists())
-    feature_days = day_range(day - dt.timedelta(days=training_days + 1), day) if need_model else [day]
+    feature_days = [*window.feature_days, day] if need_model else [day]
     raw_days = day_range(feature_days[0] - dt.timedelta(days=LAGS - 1), day)
     everything = [*defs.assets, *(defs.asset_checks or [])]
     evaluations: list[dg.AssetCheckEvaluation] = []
@@ -85,7 +86,6 @@ def materialize_day(
     log(f"astro: lagged features for {day}")
     run(dg.AssetSelection.assets(PREPROCESSED_FEATURES), day.isoformat())
     if need_model:
-        window = TrainingWindow.ending(day, training_days, TrainingPlan.holdout_days)
         held_out = window.held_out_days
         log(
             f"astro: training on {window.train_days[0]} .. {window.train_days[-1]}, "

@@ -2,7 +2,7 @@
 the whole held-out day (quality, minutes, peak memory of driver + JVM + workers).
 
     ASTRO_KEYWORDS=10000000 ASTRO_DATA_DIR=... python -m astro_assets.cli.training_budget \\
-        --end 2026-11-25 --budgets 500000,1500000
+        --end 2026-11-25 --budgets 500000,1000000,3000000
 
 needs the raw and preprocessed days of the window (``make run`` builds them). Writes the points to
 ``DataLayout.training_budget_curve()`` (``trained_model`` shows them as a plot in its metadata) and the

@@ -58,11 +58,11 @@ class TrainingWindow:
 
     @classmethod
     def ending(cls, end: dt.date, training_days: int, holdout_days: int = 1) -> "TrainingWindow":
-        """The ``training_days + 1`` feature days before ``end`` (the history a run builds to train:
-        ``cli.run``), of which the last ``holdout_days`` are held out — at most ``training_days``, so
-        at least one day trains — and the others trained on."""
-        held = min(max(holdout_days, 1), training_days)
-        days = days_ending(end - dt.timedelta(days=1), training_days + 1)
+        """The ``training_days + holdout_days`` feature days before ``end`` (the history a run builds to
+        train: ``cli.run``): the model trains on the first ``training_days``, the last ``holdout_days``
+        (at least one) are held out for the gate."""
+        held = max(holdout_days, 1)
+        days = days_ending(end - dt.timedelta(days=1), training_days + held)
         return cls(days[:-held], days[-1], tuple(days[-held:]))
 
     @property

@@ -100,10 +100,12 @@ def tune_network(
 class TrainingPlan:
     """Everything a training run is configured by (the ``trained_model`` run config converts to it)."""
 
-    #: The window: the ``training_days + 1`` feature days before the end (``TrainingWindow.ending``).
+    #: The window (``TrainingWindow.ending``): the ``training_days + holdout_days`` feature days before
+    #: the end; the model trains on the first ``training_days``.
     training_days: int = 7
-    #: Of the window, the last days held out for the gate (the rest train): several days, so one odd
-    #: day cannot decide; 3 keeps the window (and the history ``make run`` builds) as it was.
+    #: The window's last days, held out for the gate: several days, so one odd day cannot decide. They
+    #: come on top of the training days (at 100k keywords, taking them out of 7 training days cost the
+    #: model 0.6 % in click-weighted MSE and 1.5 % in MAE against the truth: README "Training at scale").
     holdout_days: int = 3
     network: TrainingParams = field(default_factory=TrainingParams)
     gbdt: GbdtParams = field(default_factory=GbdtParams)

@@ -154,7 +154,7 @@ def train_on_window(
     log: Callable[[str], None] = print,
 ) -> tuple[TrainingWindow, TrainingSet, TrainedCandidate]:
     """Train on a sample of ``training_rows`` rows of the window's training days (``TrainingWindow.ending``:
-    the ``plan.training_days + 1`` feature days before ``end``, less the ``plan.holdout_days`` held out),
+    the ``plan.training_days`` feature days before the ``plan.holdout_days`` held out before ``end``),
     save the candidate as a ``trained_model`` version and return it with its window and the held-out
     rows the gate compared on (every held-out day's sample)."""
     window = TrainingWindow.ending(end, plan.training_days, plan.holdout_days)

@@ -33,7 +33,7 @@ class TrainingConfig(dg.Config):
 
     end_date: str = ""  # last day whose raw report is a target; default: newest raw_features day
     training_days: int = TrainingPlan.training_days
-    #: Of the window, the last days held out for the gate (several: ``TrainingPlan.holdout_days``).
+    #: After the training days, the days held out for the gate (several: ``TrainingPlan.holdout_days``).
     holdout_days: int = TrainingPlan.holdout_days
     epochs: int = TrainingParams.epochs
     hidden_size: int = TrainingParams.hidden_size

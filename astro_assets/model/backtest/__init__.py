@@ -19,7 +19,9 @@ Three disjoint periods (``periods.Periods``), oldest first:
 
 Policies: ``model`` (the candidate GRU, guarded bids), ``champion`` (the GRU in production, guarded),
 ``gbdt`` (XGBoost, guarded), ``trailing_mean`` (naive: trailing-mean value per click × (1 − margin)),
-``analyst`` (``model.analyst``: empirical Bayes, lag-corrected, pauses what cannot earn), and the
+``analyst`` (``model.analyst``: empirical Bayes, lag-corrected, pauses what cannot earn),
+``risk_bounded`` (the same analyst's estimate × the account's weekday factor, bid at its posterior
+lower bound of level ``BacktestSetup.risk_level``: ``model.analyst.risk_bounded_estimate``), and the
 ``published`` one: the policy the gate chose on validation days. Each is scored against the truth
 (``evaluation.truth_outcome``): profit, wasted spend, bids above the true value per click, ROAS,
 clicks, paused keywords.

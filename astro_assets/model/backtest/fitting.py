@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from astro_assets.core.calendar import ONE_DAY, days_ending
-from astro_assets.model.analyst import AnalystParams, estimate, lag_completeness, table_keys
+from astro_assets.model.analyst import RISK_LEVEL, AnalystParams, estimate, lag_completeness, table_keys
 from astro_assets.model.backtest.market import Market
 from astro_assets.model.backtest.periods import BacktestSetup, Periods
 from astro_assets.model.baselines import predict_gbdt, tune_gbdt, weighted_mse
@@ -41,6 +41,8 @@ class Fitted:
     analyst: AnalystParams
     completeness: np.ndarray
     choices: dict
+    #: The risk-bounded analyst's level α (``BacktestSetup.risk_level``).
+    risk_level: float = RISK_LEVEL
 
 
 def fit_and_choose(market: Market, setup: BacktestSetup, periods: Periods, log) -> Fitted:
@@ -125,4 +127,5 @@ def fit_and_choose(market: Market, setup: BacktestSetup, periods: Periods, log) 
         AnalystParams(prior_clicks=prior),
         completeness,
         choices,
+        setup.risk_level,
     )

@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from astro_assets.core.calendar import ONE_DAY, days_ending
+from astro_assets.model.analyst import RISK_LEVEL
 from astro_assets.model.baselines import GBDT_GRID, GbdtParams
 from astro_assets.model.network import TrainingParams
 from astro_assets.model.training import NETWORK_GRID
@@ -44,6 +45,8 @@ class BacktestSetup:
     champion_params: TrainingParams = field(default_factory=TrainingParams)
     #: The gate: the candidate's lead must exceed this share of the other's observed profit (5th pct).
     gate_margin: float = 0.0
+    #: The risk-bounded analyst's level α (bids at the α lower bound): the spend-above-truth target.
+    risk_level: float = RISK_LEVEL
 
     @property
     def held_out_days(self) -> list[dt.date]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from astro_assets.core.bid_rule import BidRule, guarded_bid_units, max_cpc_units
 from astro_assets.core.calendar import ONE_DAY, days_ending
-from astro_assets.model.analyst import analyst_bid_units, estimate
+from astro_assets.model.analyst import analyst_bid_units, estimate, risk_bounded_bid_units, risk_bounded_estimate
 from astro_assets.model.backtest.fitting import Fitted
 from astro_assets.model.backtest.market import Market
 from astro_assets.model.baselines import predict_gbdt
@@ -20,8 +20,8 @@ from astro_assets.model.evaluation import day_metrics, truth_outcome
 from astro_assets.model.export import INPUT_NAME
 from astro_assets.sources import synthetic
 
-POLICIES = ("model", "champion", "gbdt", "trailing_mean", "analyst")
-BASELINES = ("gbdt", "trailing_mean", "analyst")
+POLICIES = ("model", "champion", "gbdt", "trailing_mean", "analyst", "risk_bounded")
+BASELINES = ("gbdt", "trailing_mean", "analyst", "risk_bounded")
 
 
 def arm(policy: str, margin: float) -> str:
@@ -52,15 +52,20 @@ def policy_bids(
     n = market.keywords
     live = market.bids.get(history, {}).get(day - ONE_DAY)
     live = synthetic.account_bid(market.seed, n, day) if live is None else live
-    if policy == "analyst":
+    if policy in ("analyst", "risk_bounded"):
         params = fitted.analyst
         days = days_ending(day - ONE_DAY, params.lookback_days)
         reports = [market.report(history, d, day) for d in days]
-        guess = estimate(reports, [(day - d).days for d in days], fitted.completeness, params)
+        ages = [(day - d).days for d in days]
+        if policy == "analyst":
+            guess = estimate(reports, ages, fitted.completeness, params)
+        else:
+            guess = risk_bounded_estimate(reports, ages, fitted.completeness, params, fitted.risk_level)
         if len(guess.keys) == 0:
             return live.copy(), np.zeros(0), np.zeros(0, dtype=np.int64)
         index = synthetic.population_index(market.seed, n, guess.keys >> 32, guess.keys & 0xFFFF_FFFF)
-        units = analyst_bid_units(guess, guess.keys, rule)
+        bid_units = analyst_bid_units if policy == "analyst" else risk_bounded_bid_units
+        units = bid_units(guess, guess.keys, rule)
         bids = live.copy()
         bids[index] = units * rule.currency_unit
         return bids, guess.value_per_click, index

@@ -2,6 +2,7 @@
 
 import json
 
+from astro_assets.model.analyst import RISK_LEVEL
 from astro_assets.storage import publishing_file
 
 
@@ -14,7 +15,7 @@ def targets_met(figures: dict) -> dict[str, bool]:
         "profit_at_least_gbdt_and_trailing_mean": figures["profit"]
         >= max(figures["gbdt_profit"], figures["naive_profit"]),
         "wasted_spend_at_most_analyst": figures["wasted_spend"] <= figures["analyst_wasted_spend"],
-        "spend_above_truth_at_most_5pct": figures["spend_above_truth_share"] <= 0.05,
+        "spend_above_truth_at_most_5pct": figures["spend_above_truth_share"] <= RISK_LEVEL,
         "gate_never_promoted_a_loser": not figures["gate_promoted_a_loser"],
     }
 
@@ -25,6 +26,7 @@ POLICY_LABELS = {
     "gbdt": "gbdt (XGBoost tuned, guarded bids)",
     "trailing_mean": "trailing mean (naive bids)",
     "analyst": "careful analyst (EB, lag-corrected, pauses)",
+    "risk_bounded": "risk-bounded analyst (weekday, 5% lower bound)",
 }
 
 
