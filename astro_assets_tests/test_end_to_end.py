@@ -494,7 +494,9 @@ def test_too_little_history_is_refused_naming_the_missing_days_and_nothing_chang
     training = failure(dg.AssetSelection.assets("trained_model"), run_config=config)
     missing = f"{DAY + dt.timedelta(days=1)}, {DAY + dt.timedelta(days=2)}"
     assert f"preprocessed_features has no partition for {missing} under" in training
-    assert f"2 of the 8 days needed for training up to {later}" in training and "Materialize (backfill)" in training
+    needed = len(TrainingWindow.ending(later, TrainingPlan.training_days, TrainingPlan.holdout_days).feature_days)
+    assert f"2 of the {needed} days needed for training up to {later}" in training
+    assert "Materialize (backfill)" in training
     assert _files(data) == before
 
 
