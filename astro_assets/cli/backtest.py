@@ -40,10 +40,6 @@ FIGURES = (
     "analyst_profit",
     "risk_bounded_profit",
     "risk_bounded_spend_above_truth_share",
-    "blend_profit",
-    "blend_wasted_spend",
-    "blend_spend_above_truth_share",
-    "blend_mae",
     "roas",
     "wasted_spend",
     "analyst_wasted_spend",
@@ -87,8 +83,6 @@ def combine(runs: list[dict]) -> dict:
         # Each seed's target margins, chosen on its validation days (the published policy's, and all).
         "target_margin": [r["target_margin"] for r in runs],
         "target_margins": [r["target_margins"] for r in runs],
-        # Each seed's blend weight, chosen with its margin on its validation days.
-        "blend_weights": [r["blend_weight"] for r in runs],
     }
     spread = {}
     for key in FIGURES:
@@ -116,8 +110,6 @@ def seeds_table(combined: dict) -> str:
     for policy, label in POLICY_LABELS.items():
         p = combined["policies"][policy]
         margins = " / ".join(f"{m[policy]:g}" for m in combined["target_margins"])
-        if policy == "blend":
-            margins += " (w " + " / ".join(f"{w:g}" for w in combined["blend_weights"]) + ")"
 
         def cell(key, fmt="{:,.0f}", scale=1.0, p=p):
             return f"{fmt.format(scale * p[key]['mean'])} ± {fmt.format(scale * p[key]['spread'])}"
@@ -172,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mean ± spread over seeds {combined['seeds']}:")
         print(seeds_table(combined))
     print(
-        f"published {combined['published_policies']}, blend weight(s) {combined['blend_weights']}, "
-        f"gate promoted the candidate {combined['gate_promotions']} "
+        f"published {combined['published_policies']}, gate promoted the candidate {combined['gate_promotions']} "
         f"of {args.seeds} time(s); roas {combined['roas']:.2f}, bids above the true value per click "
         f"{combined['unprofitable_bids']:.0f} ({100 * combined['spend_above_truth_share']:.1f}% of spend), "
         f"{combined['seconds']} s"

@@ -21,10 +21,7 @@ Policies: ``model`` (the candidate GRU, guarded bids), ``champion`` (the GRU in 
 ``gbdt`` (XGBoost, guarded), ``trailing_mean`` (naive: trailing-mean value per click × (1 − margin)),
 ``analyst`` (``model.analyst``: empirical Bayes, lag-corrected, pauses what cannot earn),
 ``risk_bounded`` (the same analyst's estimate × the account's weekday factor, bid at its posterior
-lower bound of level ``BacktestSetup.risk_level``: ``model.analyst.risk_bounded_estimate``), ``blend``
-(w × the candidate GRU's value per click + (1 − w) × the careful analyst's, pausing what the analyst
-pauses: ``replay.blend_values``; w from ``BacktestSetup.blend_weights``, chosen with its margin on
-validation days), and the
+lower bound of level ``BacktestSetup.risk_level``: ``model.analyst.risk_bounded_estimate``), and the
 ``published`` one: the policy the gate chose on validation days. Each is scored against the truth
 (``evaluation.truth_outcome``): profit, wasted spend, bids above the true value per click, ROAS,
 clicks, paused keywords.
@@ -38,7 +35,6 @@ from astro_assets.model.backtest.fitting import Fitted, fit_and_choose
 from astro_assets.model.backtest.market import Market
 from astro_assets.model.backtest.periods import (
     ANALYST_PRIORS,
-    BLEND_WEIGHTS,
     DEFAULT_DAYS,
     DEFAULT_END,
     DEFAULT_KEYWORDS,
@@ -50,10 +46,8 @@ from astro_assets.model.backtest.periods import (
 )
 from astro_assets.model.backtest.replay import (
     BASELINES,
-    BLEND,
     POLICIES,
     arm,
-    blend_values,
     choose_margins,
     observed_profit,
     policy_bids,
@@ -72,8 +66,6 @@ from astro_assets.model.backtest.run import run_backtest
 __all__ = [
     "ANALYST_PRIORS",
     "BASELINES",
-    "BLEND",
-    "BLEND_WEIGHTS",
     "DEFAULT_DAYS",
     "DEFAULT_END",
     "DEFAULT_KEYWORDS",
@@ -86,7 +78,6 @@ __all__ = [
     "PeriodOverlapError",
     "Periods",
     "arm",
-    "blend_values",
     "choose_margins",
     "fit_and_choose",
     "observed_profit",

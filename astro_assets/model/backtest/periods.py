@@ -19,9 +19,6 @@ ANALYST_PRIORS = (5.0, 20.0, 80.0)
 #: The bid rule's target margins tried on validation days, for every policy (its own choice each):
 #: max CPC = estimated value per click × (1 − margin). The default rule's 0.2 is among them.
 MARGINS = (0.1, 0.2, 0.3, 0.4)
-#: The blend's GRU weights w tried on validation days (value = w × GRU + (1 − w) × careful analyst),
-#: each at every margin; the pair its reports showed the most profit at is kept.
-BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 
 
 class PeriodOverlapError(ValueError):
@@ -45,8 +42,6 @@ class BacktestSetup:
     analyst_priors: tuple[float, ...] = ANALYST_PRIORS
     #: Target margins tried on validation days (each policy replays them all and keeps its best).
     margins: tuple[float, ...] = MARGINS
-    #: The blend's GRU weights tried on validation days (with every margin).
-    blend_weights: tuple[float, ...] = BLEND_WEIGHTS
     champion_params: TrainingParams = field(default_factory=TrainingParams)
     #: The gate: the candidate's lead must exceed this share of the other's observed profit (5th pct).
     gate_margin: float = 0.0

@@ -27,7 +27,6 @@ POLICY_LABELS = {
     "trailing_mean": "trailing mean (naive bids)",
     "analyst": "careful analyst (EB, lag-corrected, pauses)",
     "risk_bounded": "risk-bounded analyst (weekday, 5% lower bound)",
-    "blend": "blend (w × GRU + (1 − w) × analyst, analyst's pauses)",
 }
 
 
@@ -45,9 +44,8 @@ def summary_table(figures: dict) -> str:
     for policy, label in POLICY_LABELS.items():
         p = figures["policies"][policy]
         name = f"**{label}** (published)" if policy == figures["published_policy"] else label
-        margin = f"{p['target_margin']:g}" + (f", w {p['blend_weight']:g}" if "blend_weight" in p else "")
         lines.append(
-            f"| {name} | {margin} | {p['profit']:,.0f} | {p['wasted_spend']:,.0f} "
+            f"| {name} | {p['target_margin']:g} | {p['profit']:,.0f} | {p['wasted_spend']:,.0f} "
             f"| {100 * p['spend_above_truth_share']:.1f}% "
             f"| {p['roas']:.2f} | {p['clicks']:,.0f} | {p['paused_per_day']:,.0f} | {p['mae']:.3f} |"
         )
@@ -59,9 +57,7 @@ def periods_line(figures: dict) -> str:
         f"training {figures['training_days'][0]} .. {figures['training_days'][-1]}, validation "
         f"{figures['validation_days'][0]} .. {figures['validation_days'][-1]}, test {figures['first_day']} .. "
         f"{figures['last_day']} (choices used {len(figures['choice_days'])} days, none in the test period); "
-        f"target margins chosen on validation: "
-        + ", ".join(f"{p} {m:g}" for p, m in figures["target_margins"].items())
-        + f"; blend weight {figures['blend_weight']:g}"
+        f"target margins chosen on validation: " + ", ".join(f"{p} {m:g}" for p, m in figures["target_margins"].items())
     )
 
 

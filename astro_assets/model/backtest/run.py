@@ -11,14 +11,12 @@ from astro_assets.model.backtest.market import Market
 from astro_assets.model.backtest.periods import BacktestSetup, periods_of
 from astro_assets.model.backtest.replay import (
     BASELINES,
-    BLEND,
     POLICIES,
     arm,
     arms_at,
     choose_margins,
     observed_profit,
     replay,
-    validation_arms,
 )
 from astro_assets.model.evaluation import gate
 
@@ -29,28 +27,20 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
     test days; returns the figures."""
     if not setup.margins:
         raise ValueError("BacktestSetup.margins is empty: at least one target margin must be tried")
-    if not setup.blend_weights or not all(0.0 <= w <= 1.0 for w in setup.blend_weights):
-        raise ValueError(f"BacktestSetup.blend_weights must be weights in [0, 1]: {setup.blend_weights}")
     started = time.perf_counter()
     periods = periods_of(setup)
     market = Market(setup.seed, setup.keywords)
     fitted = fit_and_choose(market, setup, periods, log)
-    # Validation: every policy at every margin of the grid (the blend at every weight of its grid too),
-    # each arm in its own closed loop.
-    grid = validation_arms(POLICIES, setup.margins, setup.blend_weights, rule)
+    # Validation: every policy at every margin of the grid, each arm in its own closed loop.
+    grid = [a for m in setup.margins for a in arms_at(dict.fromkeys(POLICIES, m), rule)]
     validation_rows = replay(market, fitted, periods.validation, grid, log)
     observed = {
         history: observed_profit(market, history, periods.validation, periods.decided_on) for history, *_ in grid
     }
-    margin_choice = choose_margins(observed, POLICIES, setup.margins, setup.blend_weights)
+    margin_choice = choose_margins(observed, POLICIES, setup.margins)
     margins = {p: margin_choice[p]["chosen"] for p in POLICIES}
-    weights = {BLEND: margin_choice[BLEND]["weight"]}
-    log(
-        "backtest: target margins chosen on validation: "
-        + ", ".join(f"{p} {m:g}" for p, m in margins.items())
-        + f"; blend weight {weights[BLEND]:g}"
-    )
-    scores = {p: observed[arm(p, margins[p], weights.get(p))] for p in POLICIES}
+    log("backtest: target margins chosen on validation: " + ", ".join(f"{p} {m:g}" for p, m in margins.items()))
+    scores = {p: observed[arm(p, margins[p])] for p in POLICIES}
     decision = gate(
         scores,
         candidate="model",
@@ -62,10 +52,10 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
     )
     log(f"backtest gate: publish {decision.publish} ({decision.reason})")
     # The test period starts from each policy's own validation-period history at its chosen margin.
-    test_rows = replay(market, fitted, periods.test, arms_at(margins, rule, weights), log)
+    test_rows = replay(market, fitted, periods.test, arms_at(margins, rule), log)
 
     def total(policy: str, key: str, rows=test_rows) -> float:
-        chosen = arm(policy, margins[policy], weights.get(policy))
+        chosen = arm(policy, margins[policy])
         return float(sum(r[key] for r in rows if r["arm"] == chosen))
 
     per_policy = {}
@@ -87,8 +77,6 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
             "validation_profit": total(policy, "profit", validation_rows),
             "validation_observed_profit": float(scores[policy].sum()),
         }
-        if policy in weights:
-            per_policy[policy]["blend_weight"] = weights[policy]
     published = per_policy[decision.publish]
     figures = {
         "keywords": setup.keywords,
@@ -110,7 +98,6 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
         "gbdt_mae": per_policy["gbdt"]["mae"],
         "analyst_mae": per_policy["analyst"]["mae"],
         "risk_bounded_mae": per_policy["risk_bounded"]["mae"],
-        "blend_mae": per_policy[BLEND]["mae"],
         "profit": published["profit"],
         "model_profit": per_policy["model"]["profit"],
         "champion_profit": per_policy["champion"]["profit"],
@@ -119,10 +106,6 @@ def run_backtest(setup: BacktestSetup, rule: BidRule, log=print) -> dict:
         "analyst_profit": per_policy["analyst"]["profit"],
         "risk_bounded_profit": per_policy["risk_bounded"]["profit"],
         "risk_bounded_spend_above_truth_share": per_policy["risk_bounded"]["spend_above_truth_share"],
-        "blend_profit": per_policy[BLEND]["profit"],
-        "blend_wasted_spend": per_policy[BLEND]["wasted_spend"],
-        "blend_spend_above_truth_share": per_policy[BLEND]["spend_above_truth_share"],
-        "blend_weight": weights[BLEND],
         "roas": published["roas"],
         "wasted_spend": published["wasted_spend"],
         "analyst_wasted_spend": per_policy["analyst"]["wasted_spend"],
