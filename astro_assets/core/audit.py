@@ -335,6 +335,7 @@ JOIN_TOTALS = (
     "bids_above_break_even",
     "rows_not_scored",
     "keywords_without_row",
+    "rows_of_removed_keywords",
     "keywords_with_several_rows",
     "keywords_scored_more_than_once",
     "predictions_outside_shard",
@@ -389,13 +390,16 @@ def join_shard(
     shards: int,
     margin: float,
     tolerance: float,
+    removed: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Totals:
     """The Editor rows of one keyword shard (their pair and Max CPC, NaN where blank) joined row for row
     to that shard's predictions file on the pair: rows; keywords scored; bids above break-even (Max
     CPC above the keyword's lowest predicted value per click × (1 − ``margin``) by more than
     ``tolerance``, or beside a null or NaN prediction); rows of keywords not scored; keywords scored
-    without a row; keywords with several rows; keywords scored more than once; and predictions whose
-    keyword is not of this shard (the file is not the shard's: the driver then joins in Spark)."""
+    without a row, except those ``removed`` (ad group ids, keyword ids: removed in the account, which
+    must have none); rows of removed keywords; keywords with several rows; keywords scored more than
+    once; and predictions whose keyword is not of this shard (the file is not the shard's: the driver
+    then joins in Spark)."""
     table = pq.read_table(predictions_path, columns=[*KEYWORD_PAIR, "predicted_value_per_click"])
     p_groups, p_ids = (table.column(name) for name in KEYWORD_PAIR)
     if p_groups.null_count or p_ids.null_count:
@@ -403,9 +407,11 @@ def join_shard(
     p_groups, p_ids = (c.to_numpy().astype(np.int64) for c in (p_groups, p_ids))
     predicted = table.column("predicted_value_per_click").to_numpy().astype(np.float64)  # nulls -> NaN
     outside = int((keyword_shard(p_groups, p_ids, shards) != shard).sum())
-    n = len(ad_group_ids)
-    groups = np.concatenate([ad_group_ids, p_groups])
-    ids = np.concatenate([keyword_ids, p_ids])
+    n, m = len(ad_group_ids), len(p_groups)
+    r_groups, r_ids = removed if removed is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    mine = keyword_shard(np.asarray(r_groups, np.int64), np.asarray(r_ids, np.int64), shards) == shard
+    groups = np.concatenate([ad_group_ids, p_groups, np.asarray(r_groups, np.int64)[mine]])
+    ids = np.concatenate([keyword_ids, p_ids, np.asarray(r_ids, np.int64)[mine]])
     order = np.lexsort((ids, groups))
     new = np.ones(len(order), dtype=bool)
     new[1:] = (groups[order][1:] != groups[order][:-1]) | (ids[order][1:] != ids[order][:-1])
@@ -413,10 +419,11 @@ def join_shard(
     keyword[order] = np.cumsum(new) - 1
     count = int(new.sum())
     rows = np.bincount(keyword[:n], minlength=count)
-    scored = np.bincount(keyword[n:], minlength=count)
-    invalid = np.bincount(keyword[n:], weights=np.isnan(predicted), minlength=count) > 0
+    scored = np.bincount(keyword[n : n + m], minlength=count)
+    gone = np.bincount(keyword[n + m :], minlength=count) > 0  # removed in the account
+    invalid = np.bincount(keyword[n : n + m], weights=np.isnan(predicted), minlength=count) > 0
     lowest = np.full(count, np.inf)
-    np.minimum.at(lowest, keyword[n:], predicted)  # the lowest break-even where a keyword was scored twice
+    np.minimum.at(lowest, keyword[n : n + m], predicted)  # the lowest break-even where a keyword was scored twice
     row = keyword[:n]
     with np.errstate(invalid="ignore"):
         above = (
@@ -429,18 +436,26 @@ def join_shard(
         "keywords": int((scored > 0).sum()),
         "bids_above_break_even": int(above.sum()),
         "rows_not_scored": int(rows[scored == 0].sum()),
-        "keywords_without_row": int(((scored > 0) & (rows == 0)).sum()),
+        "keywords_without_row": int(((scored > 0) & (rows == 0) & ~gone).sum()),
+        "rows_of_removed_keywords": int(rows[gone].sum()),
         "keywords_with_several_rows": int((rows > 1).sum()),
         "keywords_scored_more_than_once": int((scored > 1).sum()),
         "predictions_outside_shard": outside,
     }
 
 
-def join_shards(batches: Iterable[pa.RecordBatch], predictions: list[str], margin: float, tolerance: float) -> Totals:
+def join_shards(
+    batches: Iterable[pa.RecordBatch],
+    predictions: list[str],
+    margin: float,
+    tolerance: float,
+    removed: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Totals:
     """One partition of the Editor rows shuffled by keyword shard (``editor_rows_by_shard``, and a
     marker row per shard: a shard, no pair), each of its shards joined to its predictions file
-    (``predictions[shard]``, ``join_shard``), with the files' row-rule totals and the rows without a
-    whole pair (they match no prediction) added: the partition's totals."""
+    (``predictions[shard]``, ``join_shard``, with the keywords ``removed`` in the account), with the
+    files' row-rule totals and the rows without a whole pair (they match no prediction) added: the
+    partition's totals."""
     table = pa.Table.from_batches(list(batches), schema=EDITOR_SHARD_SCHEMA)
     totals: Totals = {}
     for counts in table.filter(pc.equal(table["shard"], FILE_TOTALS))["totals"].to_pylist():
@@ -469,6 +484,7 @@ def join_shards(batches: Iterable[pa.RecordBatch], predictions: list[str], margi
             len(predictions),
             margin,
             tolerance,
+            removed,
         )
         for name, value in counts.items():
             _add(totals, name, value)

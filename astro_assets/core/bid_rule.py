@@ -201,8 +201,13 @@ def units_to_micros(units: np.ndarray, rule: BidRule) -> np.ndarray:
 #: Keyword statuses (the Google Ads API's names; Editor spells them Enabled / Paused).
 ENABLED = "ENABLED"
 PAUSED = "PAUSED"
+#: A keyword removed in the account (itself, or its ad group or campaign): final. Google Ads refuses any
+#: change to a removed resource (OperationAccessDeniedError.OPERATION_NOT_PERMITTED_FOR_REMOVED_RESOURCE,
+#: https://developers.google.com/google-ads/api/reference/rpc/v26/OperationAccessDeniedErrorEnum.OperationAccessDeniedError),
+#: so a removed keyword's row in the keyword table says REMOVED and it gets no Editor row and no API operation.
+REMOVED = "REMOVED"
 #: Statuses a person sets that Astro must never undo (a removed keyword cannot be enabled either).
-INACTIVE_STATUSES = ("PAUSED", "REMOVED")
+INACTIVE_STATUSES = (PAUSED, REMOVED)
 
 
 @dataclass(frozen=True)
@@ -214,12 +219,17 @@ class KeywordStates:
     writes_bid: np.ndarray  # the row carries a Max CPC
     writes_status: np.ndarray  # the row carries a status (else the account's status is left as it is)
     paused_by_astro: np.ndarray  # paused by Astro and not yet undone
-    paused_by_account: np.ndarray  # paused (or removed) by a person: Astro never enables it
+    paused_by_account: np.ndarray  # paused by a person: Astro never enables it
+    removed: np.ndarray  # removed in the account (itself, its ad group or campaign): no bid, no status, no row
     effects: dict[str, int]
 
 
 def keyword_states(
-    earns: np.ndarray, keyword_paused: np.ndarray, parent_paused: np.ndarray, paused_by_astro_before: np.ndarray
+    earns: np.ndarray,
+    keyword_paused: np.ndarray,
+    parent_paused: np.ndarray,
+    paused_by_astro_before: np.ndarray,
+    removed: np.ndarray | None = None,
 ) -> KeywordStates:
     """The status rule, for every scored keyword:
 
@@ -230,21 +240,27 @@ def keyword_states(
     - a keyword the report says is paused (or removed) and that Astro did not pause was paused by a
       person: it keeps its status (it may get a bid, never Enabled); so does a keyword Astro paused
       whose ad group or campaign a person has paused since (it stays recorded as Astro's pause and is
-      enabled once they are active again).
+      enabled once they are active again);
+    - a keyword the report says is removed, or whose ad group or campaign is, is none of these: removal
+      is final and Google Ads refuses any change to it, so it writes no bid and no status, is neither
+      paused nor Astro's pause (a pause Astro recorded before ends: Astro can never undo it).
 
     ``keyword_paused``/``parent_paused``: the report says the keyword / its ad group or campaign is
-    paused or removed; ``paused_by_astro_before``: the last published day records Astro's pause.
+    paused or removed; ``paused_by_astro_before``: the last published day records Astro's pause;
+    ``removed``: the report says the keyword, its ad group or its campaign is removed (default: none).
     """
     earns, keyword_paused, parent_paused, before = (
         np.asarray(a, dtype=bool) for a in (earns, keyword_paused, parent_paused, paused_by_astro_before)
     )
-    by_account = keyword_paused & ~before
-    astro_pause = ~earns & ~by_account
-    kept = earns & before & parent_paused
-    undo = earns & before & ~parent_paused
+    removed = np.zeros(len(earns), dtype=bool) if removed is None else np.asarray(removed, dtype=bool)
+    active = ~removed
+    by_account = keyword_paused & ~before & active
+    astro_pause = ~earns & ~by_account & active
+    kept = earns & before & parent_paused & active
+    undo = earns & before & ~parent_paused & active
     paused_by_astro = astro_pause | kept
     paused = by_account | paused_by_astro
-    writes_status = ~earns | undo
+    writes_status = (~earns & active) | undo
     effects = {
         "paused_by_astro_new": int((astro_pause & ~before).sum()),
         "paused_by_astro_still": int((astro_pause & before).sum()),
@@ -252,5 +268,6 @@ def keyword_states(
         "kept_paused_under_paused_parent": int(kept.sum()),
         "paused_by_account": int(by_account.sum()),
         "paused_by_account_with_bid": int((by_account & earns).sum()),
+        "removed_in_account": int(removed.sum()),
     }
-    return KeywordStates(paused, earns.copy(), writes_status, paused_by_astro, by_account, effects)
+    return KeywordStates(paused, earns & active, writes_status, paused_by_astro, by_account, removed.copy(), effects)

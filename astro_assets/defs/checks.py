@@ -116,7 +116,8 @@ CHECK_SPECS: tuple[CheckSpec, ...] = (
         ERROR,
         v.bids_one_row_per_keyword,
         "Every keyword of the day's predictions has exactly one row in the Editor files (its Max CPC, or "
-        "Paused), and every row is a keyword of the day.",
+        "Paused), and every row is a keyword of the day; a keyword the day's report says is removed (itself, "
+        "its ad group or campaign) has none: Google Ads accepts no change to a removed keyword.",
     ),
 )
 

@@ -5,21 +5,37 @@ staging folder the caller gives and publishes as a unit:
 
 - ``keywords.parquet``: every keyword scored that day, exactly once, identified by the pair
   (ad_group_id, keyword_id): its bid (``max_cpc``, ``max_cpc_micros``; 0 when no bid is written), its
-  ``status`` (ENABLED / PAUSED), ``paused_by_astro``, and ``changed`` (bid or status differs from the
-  last published day). The API upload sends the rows with ``changed``, the status only where
+  ``status`` (ENABLED / PAUSED / REMOVED), ``paused_by_astro``, and ``changed`` (bid or status differs
+  from the last published day). The API upload sends the rows with ``changed``, the status only where
   ``writes_status``.
 - ``paused_by_astro.parquet``: every keyword Astro has paused and not enabled again, including those
   not scored that day, so that Astro undoes its own pauses, and only those, whenever they come back.
 - Google Ads Editor files, one campaign per file (split further above ``MAX_EDITOR_ROWS`` rows):
-  ``bids-…`` (every keyword) and ``changes-…`` (only the changed ones, what a team imports daily),
-  and ``manifest.json`` listing them (name, rows, bytes, sha256) with the day's counts.
+  ``bids-…`` (every keyword not removed) and ``changes-…`` (only the changed ones, what a team imports
+  daily), and ``manifest.json`` listing them (name, rows, bytes, sha256) with the day's counts.
+
+**Removed keywords.** A keyword the day's report says is REMOVED, or whose ad group or campaign is
+(``removed_in_account``; an ad group or campaign removed on any of its rows counts for all its
+keywords), or that the last published day already recorded as REMOVED (removal is final, and a removed
+keyword has no impressions, so the next days' reports usually have no row for it), cannot be changed:
+Google Ads refuses any operation on a removed resource (``OPERATION_NOT_PERMITTED_FOR_REMOVED_RESOURCE``).
+It keeps its one row in ``keywords.parquet`` (the contract: one row per scored keyword, so the table
+still accounts for every prediction) with ``status`` REMOVED — the report's own word, in the column that
+already holds the keyword's status after the day, rather than a new boolean beside an ENABLED/PAUSED
+that would be false — and nothing to write: ``max_cpc``, ``max_cpc_micros`` and
+``max_cpc_before_change_cap`` 0, ``writes_status``, ``changed``, ``paused_by_astro`` and
+``paused_by_account`` false. It gets no row in the Editor files (``bids-…`` nor ``changes-…``) and,
+``changed`` being false, no operation in the API upload (which also skips any REMOVED row outright). A
+pause Astro had recorded for it ends (it leaves ``paused_by_astro.parquet``, also for a removed keyword
+not scored that day): Astro can never undo it. The manifest counts them: ``removed_in_account`` (of
+which ``removed_on_previous_day`` carried over) and ``astro_pauses_ended_by_removal``.
 
 The bid comes from the bid rule and its guardrails (``core.bid_rule``); the status from
 ``core.bid_rule.keyword_states``: a keyword no bid can earn on (below the floor, invalid prediction) is
 paused instead of being left with yesterday's bid; a keyword Astro paused is enabled again once it can
 earn; a keyword, ad group or campaign the report says is paused and that Astro did not pause keeps its
-status. Keywords absent from the day's data get no row: the account keeps their state, and the manifest
-counts them.
+status; a removed keyword is left out (above). Keywords absent from the day's data get no row: the
+account keeps their state, and the manifest counts them.
 
 The Editor format, from Google's Ads Editor help, "Import a CSV file in Google Ads Editor — CSV file
 columns" (https://support.google.com/google-ads/editor/answer/57747) and its format guidelines
@@ -74,6 +90,7 @@ from astro_assets.core.bid_rule import (
     ENABLED,
     INACTIVE_STATUSES,
     PAUSED,
+    REMOVED,
     BidRule,
     format_money,
     guarded_bid_units,
@@ -163,8 +180,30 @@ def account_statuses(layout: DataLayout, day: dt.date) -> pa.Table | None:
     return pa.concat_tables(pq.read_table(f, columns=[*KEYWORD_PAIR, "campaign_id", *present]) for f in files)
 
 
-def _inactive(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.fill_null(pc.is_in(pc.utf8_upper(values), value_set=pa.array(INACTIVE_STATUSES)), False)
+def _one_of(values: pa.ChunkedArray, words: tuple[str, ...]) -> pa.ChunkedArray:
+    return pc.fill_null(pc.is_in(pc.utf8_upper(values), value_set=pa.array(list(words))), False)
+
+
+def _status_in_account(
+    keywords: pa.Table, statuses: pa.Table | None, words: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each keyword: whether the report gives it one of ``words`` as its own status, and whether
+    it gives one to its ad group or campaign (seen on any row of the ad group / campaign)."""
+    n = keywords.num_rows
+    own, parent = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if statuses is None or statuses.num_rows == 0 or n == 0:
+        return own, parent
+    if "keyword_status" in statuses.column_names:
+        marked = statuses.select(list(KEYWORD_PAIR)).append_column("hit", _one_of(statuses["keyword_status"], words))
+        found, hit = lookup(keywords, marked, "hit")
+        own = found & np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+    for column, key in (("ad_group_status", "ad_group_id"), ("campaign_status", "campaign_id")):
+        if column not in statuses.column_names:
+            continue
+        groups = statuses.select([key]).append_column("hit", _one_of(statuses[column], words))
+        hit_groups = pc.unique(groups.filter(groups["hit"])[key])
+        parent |= np.asarray(pc.is_in(keywords[key], value_set=hit_groups).to_numpy(zero_copy_only=False))
+    return own, parent
 
 
 def paused_in_account(keywords: pa.Table, statuses: pa.Table | None) -> tuple[np.ndarray, np.ndarray]:
@@ -172,21 +211,25 @@ def paused_in_account(keywords: pa.Table, statuses: pa.Table | None) -> tuple[np
     or campaign is. A paused ad group or campaign seen on any of its keywords' rows counts for all of
     its keywords; a keyword absent from the report has no status of its own (not paused, as far as
     the report says)."""
-    n = keywords.num_rows
-    keyword_paused, parent_paused = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    if statuses is None or statuses.num_rows == 0 or n == 0:
-        return keyword_paused, parent_paused
-    if "keyword_status" in statuses.column_names:
-        marked = statuses.select(list(KEYWORD_PAIR)).append_column("inactive", _inactive(statuses["keyword_status"]))
-        found, inactive = lookup(keywords, marked, "inactive")
-        keyword_paused = found & np.asarray(pc.fill_null(inactive, False).to_numpy(zero_copy_only=False), dtype=bool)
-    for column, key in (("ad_group_status", "ad_group_id"), ("campaign_status", "campaign_id")):
-        if column not in statuses.column_names:
-            continue
-        groups = statuses.select([key]).append_column("inactive", _inactive(statuses[column]))
-        paused_groups = pc.unique(groups.filter(groups["inactive"])[key])
-        parent_paused |= np.asarray(pc.is_in(keywords[key], value_set=paused_groups).to_numpy(zero_copy_only=False))
-    return keyword_paused, parent_paused
+    return _status_in_account(keywords, statuses, INACTIVE_STATUSES)
+
+
+def removed_in_account(keywords: pa.Table, statuses: pa.Table | None) -> np.ndarray:
+    """For each keyword (``ad_group_id``, ``keyword_id``, ``campaign_id``): whether the report says it,
+    its ad group or its campaign is REMOVED (a removed ad group or campaign seen on any of its rows
+    counts for all its keywords). Such a keyword can no longer be changed (module docstring)."""
+    own, parent = _status_in_account(keywords, statuses, (REMOVED,))
+    return own | parent
+
+
+def has_removed_status(statuses: pa.Table | None) -> bool:
+    """Whether the report gives REMOVED anywhere (keyword, ad group or campaign): cheap, so that
+    callers can skip the per-keyword work on a day without removals."""
+    if statuses is None:
+        return False
+    return any(
+        bool(pc.any(_one_of(statuses[c], (REMOVED,))).as_py()) for c in STATUS_COLUMNS if c in statuses.column_names
+    )
 
 
 @dataclass(frozen=True)
@@ -198,19 +241,39 @@ class PreviousDay:
     pauses: pa.Table  # PAUSES_SCHEMA
 
 
-def previous_day(layout: DataLayout, day: dt.date) -> PreviousDay | None:
-    """The newest published bid partition before ``day`` (None if there is none)."""
+def _previous_folder(layout: DataLayout, day: dt.date) -> tuple[dt.date, Path] | None:
+    """The newest published bid partition before ``day`` that has a keyword table, and its folder."""
     earlier = [d for d in layout.existing_days(BID_FILE) if d < day]
     for candidate in reversed(earlier):
         folder = layout.partition_dir(BID_FILE, candidate)
-        path = layout.bid_keywords_file(folder)
-        if not path.exists():
-            continue
-        keywords = pq.read_table(path, columns=[*KEYWORD_PAIR, "campaign_id", "max_cpc", "max_cpc_micros", "status"])
-        pauses_path = layout.bid_pauses_file(folder)
-        pauses = pq.read_table(pauses_path) if pauses_path.exists() else PAUSES_SCHEMA.empty_table()
-        return PreviousDay(candidate, keywords, pauses)
+        if layout.bid_keywords_file(folder).exists():
+            return candidate, folder
     return None
+
+
+def previous_day(layout: DataLayout, day: dt.date) -> PreviousDay | None:
+    """The newest published bid partition before ``day`` (None if there is none)."""
+    found = _previous_folder(layout, day)
+    if found is None:
+        return None
+    candidate, folder = found
+    path = layout.bid_keywords_file(folder)
+    keywords = pq.read_table(path, columns=[*KEYWORD_PAIR, "campaign_id", "max_cpc", "max_cpc_micros", "status"])
+    pauses_path = layout.bid_pauses_file(folder)
+    pauses = pq.read_table(pauses_path) if pauses_path.exists() else PAUSES_SCHEMA.empty_table()
+    return PreviousDay(candidate, keywords, pauses)
+
+
+def removed_on_previous_day(layout: DataLayout, day: dt.date) -> pa.Table:
+    """The pairs the newest published bid partition before ``day`` says are REMOVED (read with a filter
+    on ``status``, so a day without removals costs the row groups' statistics only). Removal is final, and
+    a removed keyword has no impressions, so the next days' reports usually have no row for it: what the
+    last published day says carries over (``bid_table``)."""
+    found = _previous_folder(layout, day)
+    if found is None:
+        return pa.table({key: pa.array([], pa.int64()) for key in KEYWORD_PAIR})
+    path = layout.bid_keywords_file(found[1])
+    return pq.read_table(path, columns=list(KEYWORD_PAIR), filters=[("status", "==", REMOVED)])
 
 
 # -- the rows ---------------------------------------------------------------------------------------
@@ -242,26 +305,34 @@ def bid_table(
     units = guarded.units
     limit = rule.break_even(predicted)
     keyword_paused, parent_paused = paused_in_account(keywords, statuses)
+    reported_removed = removed_in_account(keywords, statuses)
+    if previous is not None:
+        found, previous_micros = lookup(keywords, previous.keywords, "max_cpc_micros")
+        _, previous_status = lookup(keywords, previous.keywords, "status")
+        previous_status = np.asarray(pc.fill_null(previous_status, "").to_numpy(zero_copy_only=False))
+    else:
+        found, previous_status = np.zeros(n, dtype=bool), np.full(n, "", dtype=object)
+    # Removal is final and a removed keyword has no impressions (so usually no report row the next
+    # days): a keyword the last published day says is REMOVED stays removed.
+    removed = reported_removed | (previous_status == REMOVED)
     if previous is not None and previous.pauses.num_rows:
         before, _ = lookup(keywords, previous.pauses, "campaign_id")
     else:
         before = np.zeros(n, dtype=bool)
-    states = keyword_states(units > 0, keyword_paused, parent_paused, before)
+    states = keyword_states(units > 0, keyword_paused, parent_paused, before, removed)
     written = np.where(states.writes_bid, units, 0)
     micros = units_to_micros(written, rule)
-    status = np.where(states.paused, PAUSED, ENABLED)
+    status = np.where(removed, REMOVED, np.where(states.paused, PAUSED, ENABLED))
     if previous is not None:
-        found, previous_micros = lookup(keywords, previous.keywords, "max_cpc_micros")
-        _, previous_status = lookup(keywords, previous.keywords, "status")
         same = (
             found
             & (np.nan_to_num(previous_micros.to_numpy(zero_copy_only=False).astype(np.float64)) == micros)
-            & (np.asarray(pc.fill_null(previous_status, "").to_numpy(zero_copy_only=False)) == status)
+            & (previous_status == status)
         )
-        changed = ~same
+        changed = ~same & ~removed  # nothing can be changed on a removed keyword
         absent = previous.keywords.num_rows - int(found.sum())
     else:
-        changed, absent = np.ones(n, dtype=bool), 0
+        changed, absent = ~removed, 0
     table = pa.table(
         {
             "ad_group_id": keywords["ad_group_id"],
@@ -284,17 +355,20 @@ def bid_table(
             "paused_by_account": pa.array(states.paused_by_account),
         }
     ).cast(KEYWORDS_SCHEMA)
-    pauses = _pauses_after(table, previous)
+    pauses, carried_removed = _pauses_after(table, previous, statuses)
+    active = ~removed
     counts = {
         "keywords": n,
         "bids": int(states.writes_bid.sum()),
-        "enabled": int((~states.paused).sum()),
+        "enabled": int((~states.paused & active).sum()),
         "paused": int(states.paused.sum()),
-        "paused_below_floor": int(((units == 0) & np.isfinite(limit)).sum()),
-        "paused_invalid_prediction": int((~np.isfinite(limit)).sum()),
-        "capped_at_ceiling": int((limit > rule.ceiling).sum()),
+        "paused_below_floor": int(((units == 0) & np.isfinite(limit) & active).sum()),
+        "paused_invalid_prediction": int((~np.isfinite(limit) & active).sum()),
+        "capped_at_ceiling": int(((limit > rule.ceiling) & active).sum()),
         **guarded.effects,
         **states.effects,
+        "removed_on_previous_day": int((removed & ~reported_removed).sum()),
+        "astro_pauses_ended_by_removal": int((before & removed).sum()) + carried_removed,
         "changed": int(changed.sum()),
         "keywords_absent_kept": absent,
         "astro_pauses_carried": pauses.num_rows - int(states.paused_by_astro.sum()),
@@ -302,18 +376,29 @@ def bid_table(
     return table, pauses, counts
 
 
-def _pauses_after(table: pa.Table, previous: PreviousDay | None) -> pa.Table:
+def _pauses_after(table: pa.Table, previous: PreviousDay | None, statuses: pa.Table | None) -> tuple[pa.Table, int]:
     """Astro's pauses after the day: the day's, and the previous ones of keywords not scored today
-    (kept until the keyword comes back and can earn)."""
+    (kept until the keyword comes back and can earn) unless the report says they are removed; and how
+    many of those were dropped as removed."""
     today = table.filter(table["paused_by_astro"]).select(PAUSES_SCHEMA.names)
     if previous is None or previous.pauses.num_rows == 0:
-        return today.cast(PAUSES_SCHEMA)
+        return today.cast(PAUSES_SCHEMA), 0
     scored, _ = lookup(
         previous.pauses, table.select(list(KEYWORD_PAIR)).append_column("_", pa.array(np.zeros(table.num_rows))), "_"
     )
     carried = previous.pauses.filter(pa.array(~scored)).select(PAUSES_SCHEMA.names).cast(PAUSES_SCHEMA)
+    removed = removed_in_account(carried, statuses)
+    carried = carried.filter(pa.array(~removed))
     merged = pa.concat_tables([today.cast(PAUSES_SCHEMA), carried])
-    return merged.take(pc.sort_indices(merged, [(c, "ascending") for c in ("campaign_id", *KEYWORD_PAIR)]))
+    return merged.take(pc.sort_indices(merged, [(c, "ascending") for c in ("campaign_id", *KEYWORD_PAIR)])), int(
+        removed.sum()
+    )
+
+
+def editor_keywords(table: pa.Table) -> pa.Table:
+    """The rows of ``table`` (``KEYWORDS_SCHEMA``) that go into the Editor files: every keyword not
+    removed in the account (a removed one cannot be changed; module docstring)."""
+    return table.filter(pc.not_equal(table["status"], REMOVED))
 
 
 def editor_rows(table: pa.Table, rule: BidRule) -> pa.Table:
@@ -418,14 +503,15 @@ def write_bid_partition(
     max_rows: int = MAX_EDITOR_ROWS,
 ) -> dict:
     """Write the day's partition into ``folder`` (a staging folder; publishing is the caller's): the
-    keyword table, Astro's pauses, the Editor files of every keyword and of the changed ones, and the
-    manifest (written last). Returns the manifest."""
+    keyword table, Astro's pauses, the Editor files of every keyword not removed and of the changed
+    ones, and the manifest (written last). Returns the manifest."""
     if max_rows < 1:
         raise ValueError(f"max_rows={max_rows} must be at least 1")
     pq.write_table(table, layout.bid_keywords_file(folder))
     pq.write_table(pauses, layout.bid_pauses_file(folder))
-    files = write_editor_files(layout, folder, "bids", table, rule, max_rows)
-    files += write_editor_files(layout, folder, "changes", table.filter(table["changed"]), rule, max_rows)
+    settable = editor_keywords(table)
+    files = write_editor_files(layout, folder, "bids", settable, rule, max_rows)
+    files += write_editor_files(layout, folder, "changes", settable.filter(settable["changed"]), rule, max_rows)
     manifest = {
         "day": day.isoformat(),
         "previous_day": previous.day.isoformat() if previous else None,

@@ -10,6 +10,12 @@ naming exactly the fields set:
 | ``ENABLED`` with a bid | ``cpc_bid_micros``; ``status`` = ENABLED only if ``writes_status`` (undoing its pause) |
 | ``PAUSED`` and ``paused_by_astro`` | ``status`` = PAUSED (no bid: a paused keyword has none to set) |
 | ``PAUSED`` by a person (not ``paused_by_astro``) | ``cpc_bid_micros`` only: Astro may set its bid, never its status |
+| ``REMOVED`` (the keyword, its ad group or campaign removed in the account) | nothing: no operation at all |
+
+A removed keyword's row is never ``changed`` (``stages.bids``); it is also skipped here whatever ``changed``
+says (an older partition, a hand-edited table), because the API refuses any change to a removed resource
+(``OperationAccessDeniedError.OPERATION_NOT_PERMITTED_FOR_REMOVED_RESOURCE``,
+https://developers.google.com/google-ads/api/reference/rpc/v26/OperationAccessDeniedErrorEnum.OperationAccessDeniedError).
 
 At most ``max_operations`` (10,000, the API's limit per mutate request,
 https://developers.google.com/google-ads/api/docs/best-practices/quotas) operations per request, every request
@@ -39,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astro_assets.core.bid_rule import BidRule
+from astro_assets.core.bid_rule import REMOVED, BidRule
 from astro_assets.sources.google_ads_api import API_VERSION
 from astro_assets.sources.google_ads_retry import RetryPolicy, call_with_retries
 from astro_assets.storage import BID_FILE, DataLayout
@@ -102,6 +108,8 @@ class UploadResult:
     unchanged: int
     request_error: str | None = None
     retried_statuses: list[str] = field(default_factory=list)
+    #: Rows left out because the keyword (or its ad group or campaign) is removed in the account.
+    removed_in_account: int = 0
 
     @property
     def sent(self) -> int:
@@ -126,8 +134,15 @@ def read_keywords(layout: DataLayout, day: dt.date) -> pa.Table:
     return pq.read_table(path, columns=list(KEYWORD_COLUMNS))
 
 
+def settable_rows(keywords: pa.Table) -> pa.Table:
+    """The rows the API may change: every keyword not removed in the account."""
+    return keywords.filter(pc.fill_null(pc.not_equal(keywords.column("status"), REMOVED), True))
+
+
 def changed_rows(keywords: pa.Table) -> pa.Table:
-    return keywords.filter(pc.fill_null(keywords.column("changed"), False))
+    """The rows to send: changed, and not removed in the account."""
+    settable = settable_rows(keywords)
+    return settable.filter(pc.fill_null(settable.column("changed"), False))
 
 
 def planned_fields(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -339,9 +354,10 @@ def upload_bids(
         requests=requests,
         attempts=attempts,
         retries=retries,
-        unchanged=keywords.num_rows - table.num_rows,
+        unchanged=settable_rows(keywords).num_rows - table.num_rows,
         request_error=request_error,
         retried_statuses=retried,
+        removed_in_account=keywords.num_rows - settable_rows(keywords).num_rows,
     )
 
 

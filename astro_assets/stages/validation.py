@@ -37,6 +37,13 @@ from pyspark.sql import functions as F
 from astro_assets.core import audit
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.core.features import KEYWORD_PAIR
+from astro_assets.stages.bids import (
+    account_statuses,
+    has_removed_status,
+    keywords_to_bid,
+    removed_in_account,
+    removed_on_previous_day,
+)
 from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
     BID_FILE,
@@ -217,21 +224,40 @@ def bid_file_totals(inputs: CheckInputs) -> dict[str, int]:
     keyword_id), and counted: rows, each row rule of ``core.audit.EDITOR_ROW_RULES``, bids above
     break-even (a Max CPC above predicted value per click × (1 − margin), or beside a null or NaN
     prediction), rows of keywords not scored that day, keywords scored and without a row, keywords
-    with several rows, keywords scored more than once. Only the totals reach the driver.
+    with several rows, keywords scored more than once, and rows of keywords the day's report says are
+    removed (``removed_keywords``: they must have none, and are not counted as keywords without a
+    row). Only the totals reach the driver.
 
     The predictions are stored one file per keyword shard, so the join is made shard by shard
     (``_joined_by_shard``): one Spark shuffle of the Editor rows' pairs and bids, each shard then
     joined to its predictions file in numpy. Predictions stored otherwise (an older partition) are
     joined in Spark (``_joined_in_spark``); both count the same."""
     predictions = _prediction_shards(inputs)
+    removed = removed_keywords(inputs)
     totals = None
     if predictions is not None:
-        totals = _raising_unreadable(lambda: _joined_by_shard(inputs, predictions))
+        totals = _raising_unreadable(lambda: _joined_by_shard(inputs, predictions, removed))
         if totals.pop("predictions_outside_shard", 0):
             totals = None  # a file holds keywords of other shards: the shard-by-shard join would miss them
     if totals is None:
-        totals = _raising_unreadable(lambda: _joined_in_spark(inputs))
+        totals = _raising_unreadable(lambda: _joined_in_spark(inputs, removed))
     return {name: 0 for name in (*BID_FILE_TOTALS, *audit.EDITOR_ROW_RULES)} | totals
+
+
+def removed_keywords(inputs: CheckInputs) -> tuple[np.ndarray, np.ndarray]:
+    """The keywords (ad group ids, keyword ids) removed in the account as the bid file's inputs say it,
+    not the staged bid file: those of the day's scored keywords the day's report (the published
+    ``raw_features`` statuses) says are removed, themselves or through their ad group or campaign
+    (``stages.bids.removed_in_account``), and those the last published bid day recorded as REMOVED
+    (removal is final). Google Ads accepts no change to them, so they must have no Editor row. A day
+    without any REMOVED status reads the statuses and the previous day's row-group statistics only."""
+    parts = [removed_on_previous_day(inputs.layout, inputs.day).select(list(KEYWORD_PAIR))]
+    statuses = account_statuses(inputs.layout, inputs.day)
+    if has_removed_status(statuses):
+        keywords = keywords_to_bid(inputs.layout, inputs.day)
+        parts.append(keywords.filter(pa.array(removed_in_account(keywords, statuses))).select(list(KEYWORD_PAIR)))
+    gone = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+    return gone["ad_group_id"].to_numpy().astype(np.int64), gone["keyword_id"].to_numpy().astype(np.int64)
 
 
 #: What ``bid_file_totals`` counts besides the row rules: the join's counts (``core.audit.JOIN_TOTALS``),
@@ -272,13 +298,16 @@ def _prediction_shards(inputs: CheckInputs) -> list[str] | None:
     return [str(path) for path in files]
 
 
-def _joined_by_shard(inputs: CheckInputs, predictions: list[str]) -> dict[str, int]:
+def _joined_by_shard(
+    inputs: CheckInputs, predictions: list[str], removed: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, int]:
     """The Editor files read in Spark tasks (``core.audit.editor_rows_by_shard``: per row the keyword
     shard, pair and Max CPC; the row rules summed per file), shuffled by shard with one marker row
     per shard (so a shard without a row still has its keywords counted), and each partition's
     shards joined to their predictions files (``core.audit.join_shards``); the partitions' totals are
     added on the driver. ``predictions_outside_shard`` > 0: a predictions file is not its shard's."""
     rule = inputs.rule
+    removed = removed_keywords(inputs) if removed is None else removed
     read = functools.partial(audit.editor_rows_by_shard, **_row_rules(rule), shards=len(predictions))
     tasks = TASKS_PER_CORE * inputs.spark.sparkContext.defaultParallelism
     rows = map_files(inputs.spark, _editor_files(inputs), read, EDITOR_SHARD_SCHEMA, tasks)
@@ -289,7 +318,7 @@ def _joined_by_shard(inputs: CheckInputs, predictions: list[str]) -> dict[str, i
     margin, tolerance = rule.target_margin, MONEY_TOLERANCE
 
     def join(batches):
-        totals = audit.join_shards(batches, predictions, margin, tolerance)
+        totals = audit.join_shards(batches, predictions, margin, tolerance, removed)
         yield pa.RecordBatch.from_arrays([pa.array([json.dumps(totals)])], names=["totals"])
 
     shuffled = rows.unionByName(markers).repartition(tasks, "shard")
@@ -300,7 +329,7 @@ def _joined_by_shard(inputs: CheckInputs, predictions: list[str]) -> dict[str, i
     return totals
 
 
-def _joined_in_spark(inputs: CheckInputs) -> dict[str, int]:
+def _joined_in_spark(inputs: CheckInputs, removed: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, int]:
     """``bid_file_totals`` for predictions not stored by keyword shard: the Editor files' rows with
     their row-rule flags (``core.audit.audit_editor_file``) joined to the predictions grouped by pair,
     in Spark, counted in one aggregation."""
@@ -334,6 +363,11 @@ def _joined_in_spark(inputs: CheckInputs) -> dict[str, int]:
         F.sum(F.when(above, 1).otherwise(0)).alias("bids_above_break_even"),
         *[F.sum(rule_name).alias(rule_name) for rule_name in audit.EDITOR_ROW_RULES],
     )
+    removed = removed_keywords(inputs) if removed is None else removed
+    pairs = [(int(g), int(k)) for g, k in zip(*removed, strict=True)]
+    gone = inputs.spark.createDataFrame(pairs, "ad_group_id long, keyword_id long").select(*keys).distinct()
+    per_keyword = per_keyword.join(gone.withColumn("removed", F.lit(1)), on=keys, how="left")
+    is_removed = F.col("removed").isNotNull()
     pair_known = F.lit(True)
     for key in keys:
         pair_known = pair_known & F.col(key).isNotNull()
@@ -343,7 +377,8 @@ def _joined_in_spark(inputs: CheckInputs) -> dict[str, int]:
         count(F.col("scored") > 0).alias("keywords"),
         F.sum("bids_above_break_even").alias("bids_above_break_even"),
         F.sum(F.when(F.col("scored") == 0, F.col("rows")).otherwise(0)).alias("rows_not_scored"),
-        count((F.col("scored") > 0) & (F.col("rows") == 0)).alias("keywords_without_row"),
+        count((F.col("scored") > 0) & (F.col("rows") == 0) & ~is_removed).alias("keywords_without_row"),
+        F.sum(F.when(is_removed, F.col("rows")).otherwise(0)).alias("rows_of_removed_keywords"),
         count(pair_known & (F.col("rows") > 1)).alias("keywords_with_several_rows"),
         count(F.col("scored") > 1).alias("keywords_scored_more_than_once"),
         *[F.sum(rule_name).alias(rule_name) for rule_name in audit.EDITOR_ROW_RULES],
@@ -365,6 +400,7 @@ FLOOR_AND_CEILING_RULES = (
 BREAK_EVEN_RULES = ("bids_above_break_even", "serving_without_bid", "rows_not_scored")
 ONE_ROW_RULES = (
     "keywords_without_row",
+    "rows_of_removed_keywords",
     "keywords_with_several_rows",
     "rows_not_scored",
     "keywords_scored_more_than_once",
@@ -394,5 +430,7 @@ def bids_never_above_break_even(inputs: CheckInputs) -> Suite:
 
 def bids_one_row_per_keyword(inputs: CheckInputs) -> Suite:
     """Every keyword of the day's predictions has exactly one row in the Editor files, and every row is
-    a keyword of the day (matched on the pair)."""
+    a keyword of the day (matched on the pair) — except a keyword the day's report says is removed
+    (itself, its ad group or campaign: ``removed_keywords``), which Google Ads cannot change and which
+    has no row at all."""
     return _bid_suite(inputs, ONE_ROW_RULES)

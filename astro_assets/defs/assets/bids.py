@@ -15,7 +15,7 @@ from astro_assets.defs.daily import DayResult, gated_check_specs, materialize_da
 from astro_assets.defs.plots import histogram_markdown
 from astro_assets.defs.resources import AstroStorage, BidPolicy
 from astro_assets.model.registry import policy_of_version
-from astro_assets.stages.bids import build_bid_partition, editor_rows
+from astro_assets.stages.bids import build_bid_partition, editor_keywords, editor_rows
 from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
 
@@ -85,7 +85,7 @@ def bid_file_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefiniti
                         else "no bids"
                     ),
                     "preview": dg.MetadataValue.md(
-                        editor_rows(table.slice(0, 10), rule).to_pandas().to_markdown(index=False)
+                        editor_rows(editor_keywords(table).slice(0, 10), rule).to_pandas().to_markdown(index=False)
                     ),
                 },
             )

@@ -62,7 +62,18 @@ def bid_upload_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
         except GoogleAdsNotConfigured as error:
             raise dg.Failure(description=str(error)) from None
         totals = dict.fromkeys(
-            ("keywords", "unchanged", "operations", "requests", "attempts", "retries", "accepted", "rejected"), 0
+            (
+                "keywords",
+                "unchanged",
+                "removed_in_account",
+                "operations",
+                "requests",
+                "attempts",
+                "retries",
+                "accepted",
+                "rejected",
+            ),
+            0,
         )
         last = None
         failures = []
@@ -91,6 +102,7 @@ def bid_upload_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
             for name, value in (
                 ("keywords", keywords.num_rows),
                 ("unchanged", result.unchanged),
+                ("removed_in_account", result.removed_in_account),
                 ("operations", log.num_rows),
                 ("requests", result.requests),
                 ("attempts", result.attempts),
@@ -102,7 +114,8 @@ def bid_upload_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefini
             context.log.info(
                 f"bid_upload {day}: {log.num_rows:,} operations in {result.requests} requests "
                 f"({'live' if google_ads.upload_live else 'validate_only'}), {summary.accepted:,} accepted, "
-                f"{summary.rejected:,} rejected, {result.unchanged:,} unchanged keywords not sent"
+                f"{summary.rejected:,} rejected, {result.unchanged:,} unchanged keywords not sent, "
+                f"{result.removed_in_account:,} removed in the account left out"
             )
             if result.request_error:
                 failures.append(f"{day}: {google_ads.redact(result.request_error)}")
