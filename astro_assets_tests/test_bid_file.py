@@ -236,8 +236,8 @@ CHECKS = {
 }
 
 
-def failing_checks(spark, layout: DataLayout) -> dict[str, list[str]]:
-    inputs = v.CheckInputs(spark, layout, DAY, RULE)
+def failing_checks(spark, layout: DataLayout, day: dt.date = DAY) -> dict[str, list[str]]:
+    inputs = v.CheckInputs(spark, layout, day, RULE)
     failed = {}
     for name, suite in CHECKS.items():
         validation, _ = v.run_suite(name, suite, inputs)

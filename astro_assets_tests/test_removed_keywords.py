@@ -23,7 +23,7 @@ from astro_assets.stages.bids import EDITOR_COLUMNS, encode_editor_file
 from astro_assets.storage import BID_FILE, DataLayout
 from astro_assets_tests.conftest import loopback_spark
 from astro_assets_tests.google_ads_server import MUTATE
-from astro_assets_tests.test_bid_file import RULE, bid, write_day
+from astro_assets_tests.test_bid_file import RULE, bid, failing_checks, write_day
 from astro_assets_tests.test_google_ads_api import FAST, api_for
 
 DAY1 = dt.date(2026, 6, 1)
@@ -168,22 +168,6 @@ def test_the_manifest_counts_the_keywords_left_out_as_removed(two_days):
 
 
 # -- the bid-file checks --------------------------------------------------------------------------------
-
-CHECKS = {
-    "bid_file_max_cpc_within_floor_and_ceiling": v.bids_within_floor_and_ceiling,
-    "bid_file_never_bids_above_break_even": v.bids_never_above_break_even,
-    "bid_file_sets_every_keyword_once": v.bids_one_row_per_keyword,
-}
-
-
-def failing_checks(spark, layout: DataLayout, day: dt.date) -> dict[str, list[str]]:
-    inputs = v.CheckInputs(spark, layout, day, RULE)
-    failed = {}
-    for name, suite in CHECKS.items():
-        validation, _ = v.run_suite(name, suite, inputs)
-        if not validation.success:
-            failed[name] = [f"{r['column']}={r['observed_value']}" for r in validation.results if not r["success"]]
-    return failed
 
 
 def test_the_checks_pass_without_rows_for_removed_keywords_and_fail_with_one(two_days, tmp_path):

@@ -349,15 +349,16 @@ def upload_bids(
         columns["sent"].append(number < sent_upto or number in failed)
         columns["accepted"].append(number not in errors)
         columns["error"].append(errors.get(number))
+    settable = settable_rows(keywords).num_rows
     return UploadResult(
         pa.table(columns, schema=UPLOAD_LOG_SCHEMA),
         requests=requests,
         attempts=attempts,
         retries=retries,
-        unchanged=settable_rows(keywords).num_rows - table.num_rows,
+        unchanged=settable - table.num_rows,
         request_error=request_error,
         retried_statuses=retried,
-        removed_in_account=keywords.num_rows - settable_rows(keywords).num_rows,
+        removed_in_account=keywords.num_rows - settable,
     )
 
 
