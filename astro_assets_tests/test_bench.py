@@ -106,6 +106,10 @@ def test_memory_and_disk_are_reported(bench):
     assert all(v > 0 for v in disk.values())
     assert disk["total"] == pytest.approx(sum(v for k, v in disk.items() if k != "total"), abs=0.5)
     assert "disk per keyword-day" in printed
+    by_step = figures["stage_peak_rss_bytes"]
+    assert {"raw", "preprocessed", "predictions", "bids"} <= set(by_step)
+    assert all(0 < v <= figures["peak_rss_bytes"] for v in by_step.values())
+    assert "PSS peak by step of the cycle" in printed
 
 
 def test_memory_phases_do_not_leak_into_each_other():
@@ -122,3 +126,32 @@ def test_memory_phases_do_not_leak_into_each_other():
     assert holding.samples >= 3 and after.samples >= 3  # every 0.1 s over half a second (at least 3 under load)
     assert after.peak_resident < holding.peak_resident - size // 2
     assert 0 < after.peak <= after.peak_resident  # PSS counts a shared page once, the resident sum per process
+
+
+def test_the_timeline_says_when_the_peak_was():
+    """``peak_between`` gives a window's own peak: the window that held a block sees it, the one before
+    does not."""
+    size = 400 * 2**20
+    with PeakMemory() as memory:
+        quiet = time.time()
+        time.sleep(1.1)
+        held = time.time()
+        block = np.ones(size, dtype=np.uint8)
+        time.sleep(1.2)
+        done = time.time()
+        del block
+    assert len(memory.timeline) >= 4 and memory.peak == max(v for _, v in memory.timeline)
+    assert memory.peak_between(held, done) > memory.peak_between(quiet, held) + size // 2
+    assert memory.peak_between(done + 60, done + 120) == 0
+
+
+def test_the_cycles_alone_print_without_the_references(bench):
+    """``--repeats 0`` (a 100M cycle without an hour of references): the same cycle figures, no rates."""
+    from astro_assets.cli.bench import bench_figures, table
+
+    figures, _ = bench
+    alone = bench_figures(0, {}, figures["cycles"], 0)
+    assert not set(RATES) & set(alone) and alone["cycle_seconds"] == figures["cycle_seconds"]
+    printed = table(alone)
+    assert "not measured (--repeats 0)" in printed and "rows/s" not in printed
+    assert f"{KEYWORDS:,}" in printed and "PSS peak by step" in printed

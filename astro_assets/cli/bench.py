@@ -72,7 +72,7 @@ def _history_day(args: tuple[str, dt.date, int]) -> None:
     from astro_assets.storage.raw import write_raw_partition
 
     data_dir, day, keywords = args
-    write_raw_partition(DataLayout(data_dir), day, synthetic.keyword_report(SEED, keywords, day))
+    write_raw_partition(DataLayout(data_dir), day, synthetic.report_day(SEED, keywords, day))
 
 
 def write_history(data_dir: Path, day: dt.date, keywords: int, workers: int) -> float:
@@ -94,6 +94,16 @@ def write_history(data_dir: Path, day: dt.date, keywords: int, workers: int) -> 
 def step_seconds(instance, run_id: str) -> dict[str, float]:
     """Seconds of each step of a Dagster run, from the instance's step statistics."""
     return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run_id) if s.end_time}
+
+
+def step_peaks(instance, run_id: str, memory: PeakMemory) -> dict[str, int]:
+    """The largest PSS sampled during each step of a Dagster run (its start to its end, from the
+    instance's step statistics): which step holds the cycle's peak."""
+    return {
+        s.step_key: memory.peak_between(s.start_time, s.end_time)
+        for s in instance.get_run_step_stats(run_id)
+        if s.start_time and s.end_time
+    }
 
 
 def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, history_workers: int, log) -> dict:
@@ -137,6 +147,7 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, h
         )
         total = time.perf_counter() - started
     steps = step_seconds(instance, result.run_id)
+    peaks = step_peaks(instance, result.run_id, memory)
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     # Write-audit-publish: an asset's step includes its checks on the staged data (metadata
     # check_seconds); checks defined apart from their asset run as steps of their own.
@@ -163,6 +174,8 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, h
         "predict_rows_per_s": float(predictions["rows_per_second"].value),
         "rows": int(predictions["rows"].value),
         "peak_rss_bytes": memory.peak,
+        # A stage's step includes the checks of its staged data (write-audit-publish).
+        "stage_peak_rss_bytes": {STAGE_NAMES.get(k, k): v for k, v in peaks.items()},
         "peak_resident_sum_bytes": memory.peak_resident,
         "memory_samples": memory.samples,
         "memory_sample_longest_gap_s": round(memory.longest_gap, 3),
@@ -255,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="astro-bench", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--keywords", type=_sizes, default=[10_000_000], help="keywords, or a comma list")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of every path (>= 1)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repetitions of every path (0: the cycles alone)"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--data-dir", help="keep the data here (default: a temporary folder, removed)")
     parser.add_argument("--naive-rows", type=int, default=300, help="rows the naive way scores per repetition")
@@ -267,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--history-workers", type=int, default=2, help="processes writing the history days")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if args.repeats < 0:
+        parser.error("--repeats must be 0 or more")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     day = dt.date(2026, 3, 20)
@@ -278,13 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         from astro_assets.storage import DataLayout
 
         model_bytes = small_model()
-        cycles = [run_cycle(n, day, root / str(n), model_bytes, args.history_workers, log) for n in args.keywords]
-        with PeakMemory() as reference_memory:
-            samples = measure_paths(DataLayout(root / str(args.keywords[-1])), day, model_bytes, root, args, log)
+        cycles = []
+        for n in args.keywords:
+            cycles.append(run_cycle(n, day, root / str(n), model_bytes, args.history_workers, log))
+            if not args.data_dir and n != args.keywords[-1]:
+                shutil.rmtree(root / str(n), ignore_errors=True)  # a day of 100M keywords is ~50 GB of disk
+        measured, reference_peak = {}, 0
+        if args.repeats:
+            with PeakMemory() as reference_memory:
+                samples = measure_paths(DataLayout(root / str(args.keywords[-1])), day, model_bytes, root, args, log)
+            measured, reference_peak = summarise(samples), reference_memory.peak
     finally:
         if not args.data_dir:
             shutil.rmtree(root, ignore_errors=True)
-    figures = bench_figures(args.repeats, summarise(samples), cycles, reference_memory.peak)
+    figures = bench_figures(args.repeats, measured, cycles, reference_peak)
     print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
@@ -303,6 +325,7 @@ def bench_figures(repeats: int, measured: dict, cycles: list[dict], reference_pe
         "cycle_seconds": largest["cycle_seconds"],
         "failed_checks": largest["failed_checks"],
         "peak_rss_bytes": largest["peak_rss_bytes"],
+        "stage_peak_rss_bytes": largest["stage_peak_rss_bytes"],
         "peak_resident_sum_bytes": largest["peak_resident_sum_bytes"],
         "memory_sample_longest_gap_s": largest["memory_sample_longest_gap_s"],
         "reference_peak_rss_bytes": reference_peak,
@@ -314,6 +337,12 @@ def bench_figures(repeats: int, measured: dict, cycles: list[dict], reference_pe
 
 
 def table(f: dict) -> str:
+    lines = prediction_table(f) + [""] if f["repeats"] else []
+    lines += cycle_table(f)
+    return "\n".join(lines)
+
+
+def prediction_table(f: dict) -> list[str]:
     bound = f["ort_bound_rows_per_s"]
     rows = [
         ("Astro daily_predictions (score_day)", "predict_rows_per_s"),
@@ -332,7 +361,11 @@ def table(f: dict) -> str:
         r = f[key]
         lines.append(f"Astro / {name}, paired by repetition: {r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f})")
     lines.append(f"Astro inside the cycle (one sample): {f['cycle_predict_rows_per_s']:,} rows/s")
-    lines.append("")
+    return lines
+
+
+def cycle_table(f: dict) -> list[str]:
+    lines = []
     lines.append(
         f"{'cycle':<14}{'raw':>8}{'preproc':>9}{'predict':>9}{'bids':>8}{'checks':>8}{'total s':>9}{'peak GiB':>10}"
     )
@@ -356,13 +389,16 @@ def table(f: dict) -> str:
         f"{PSS_INTERVAL:g} s), {gib(f['peak_resident_sum_bytes']):.2f} GiB summed resident sets (every 0.1 s, "
         f"longest gap {f['memory_sample_longest_gap_s']:.2f} s)"
     )
+    by_step = ", ".join(f"{k} {gib(v):.2f}" for k, v in f["stage_peak_rss_bytes"].items())
+    lines.append(f"PSS peak by step of the cycle, GiB (a stage's step includes its staged checks): {by_step}")
+    references = f"{gib(f['reference_peak_rss_bytes']):.2f} GiB" if f["repeats"] else "not measured (--repeats 0)"
     lines.append(
-        f"PSS peak while measuring the references: {gib(f['reference_peak_rss_bytes']):.2f} GiB; while writing the "
+        f"PSS peak while measuring the references: {references}; while writing the "
         f"history: {gib(f['history_peak_rss_bytes']):.2f} GiB ({f['history_seconds']:.0f} s, not timed)"
     )
     if f["failed_checks"]:
         lines.append(f"FAILED checks: {', '.join(f['failed_checks'])}")
-    return "\n".join(lines)
+    return lines
 
 
 def gib(value: int) -> float:

@@ -35,16 +35,22 @@ def line_plot_markdown(
     return _markdown(fig)
 
 
-def histogram_markdown(values: np.ndarray | dict[str, np.ndarray], xlabel: str, title: str, bins: int = 50) -> str:
-    """A histogram of ``values``, or of several labelled series overlaid on the same bins."""
-    series = values if isinstance(values, dict) else {"": values}
-    everything = np.concatenate([np.asarray(v, dtype=np.float64) for v in series.values()])
+Series = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
+def histogram_markdown(values: Series | dict[str, Series], xlabel: str, title: str, bins: int = 50) -> str:
+    """A histogram of ``values``, or of several labelled series overlaid on the same bins. A series is
+    the values, or (distinct values, how many of each) for data counted rather than held."""
+    labelled = values if isinstance(values, dict) else {"": values}
+    series = {k: v if isinstance(v, tuple) else (v, None) for k, v in labelled.items()}
+    everything = np.concatenate([np.asarray(v, dtype=np.float64) for v, _ in series.values()])
     edges = np.histogram_bin_edges(everything, bins=bins) if everything.size else bins
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for label, data in series.items():
+    for label, (data, weights) in series.items():
         ax.hist(
             data,
             bins=edges,
+            weights=weights,
             alpha=0.55 if len(series) > 1 else 1.0,
             label=label or None,
             color=None if len(series) > 1 else "#4f6bed",

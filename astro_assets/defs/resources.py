@@ -24,6 +24,7 @@ from astro_assets.sources import synthetic
 from astro_assets.sources.google_ads_report import IngestError, report_for_day
 from astro_assets.sources.report_index import REPORT_INDEX, report_files
 from astro_assets.storage import DataLayout
+from astro_assets.storage.raw import RawBlocks
 
 
 class AstroStorage(dg.ConfigurableResource):
@@ -42,6 +43,11 @@ class KeywordSource(dg.ConfigurableResource):
     def keyword_report(self, day: dt.date) -> pa.Table:
         raise NotImplementedError
 
+    def report_day(self, day: dt.date) -> pa.Table | RawBlocks:
+        """The day as the raw stage writes it: the report, or its blocks one at a time (a source that
+        draws a day too large for one process's memory)."""
+        return self.keyword_report(day)
+
     def expected_value_per_click(self, day: dt.date) -> Callable[[np.ndarray], np.ndarray] | None:
         """Ground truth: keyword ids -> true expected value per click on ``day``; None for real data."""
         return None
@@ -56,8 +62,16 @@ class SyntheticKeywordSource(KeywordSource):
     def keyword_report(self, day: dt.date) -> pa.Table:
         return synthetic.keyword_report(self.seed, self.keywords, day)
 
+    def report_day(self, day: dt.date) -> pa.Table | RawBlocks:
+        return synthetic.report_day(self.seed, self.keywords, day)
+
     def expected_value_per_click(self, day: dt.date) -> Callable[[np.ndarray], np.ndarray] | None:
-        values = synthetic.expected_value_per_click(self.seed, self.keywords, day)
+        values = np.concatenate(
+            [
+                synthetic.expected_value_per_click(self.seed, self.keywords, day, block)
+                for block in range(synthetic.blocks(self.keywords))
+            ]
+        )  # keyword_index is the position in the account: blocks follow one another
         return lambda keyword_ids: values[synthetic.keyword_index(keyword_ids)]
 
 

@@ -31,6 +31,7 @@ The market has consequences (README "The synthetic account"):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -40,6 +41,7 @@ import pyarrow.compute as pc
 from scipy.special import ndtr
 
 from astro_assets.core.features import MATCH_TYPES
+from astro_assets.storage.raw import RawBlocks
 
 EPOCH = dt.date(2026, 1, 1)
 #: Monday .. Sunday multipliers.
@@ -85,6 +87,12 @@ PRICE_JUMP_DAYS = 7
 PEAK_DAYS = ((11, 20), (11, 30))  # (month, day) first and last
 PEAK_IMPRESSIONS, PEAK_CONVERSION_RATE, PEAK_PRICE = 1.4, 1.3, 1.2
 FIRST_KEYWORD_ID = 100_000_000
+#: Keywords drawn at once. An account of more is drawn block by block, each block from streams of its own
+#: (``BLOCK_STREAM``), so that drawing a day needs the memory of one block, not of the account (issue 16:
+#: 100M keywords on one machine). An account of at most this many keywords is one block, drawn exactly
+#: as it always was: every figure measured on such an account stands. Blocks hold whole ad groups.
+POPULATION_BLOCK = 10_000_000
+BLOCK_STREAM = 0xB10C
 #: Share of keywords that repeat a keyword of the previous ad group of their campaign (same text, match
 #: type and traits): Google Ads gives them the same criterion id, so they differ by ad group id only.
 SHARED_CRITERION_SHARE = 0.05
@@ -136,39 +144,96 @@ class KeywordPopulation:
     n_campaigns: int
 
 
-@lru_cache(maxsize=2)
-def keyword_population(seed: int, keywords: int) -> KeywordPopulation:
+def blocks(keywords: int) -> int:
+    """How many blocks an account of ``keywords`` keywords is drawn in (``POPULATION_BLOCK``)."""
+    return max(1, -(-keywords // POPULATION_BLOCK))
+
+
+def block_of(keywords: int, block: int | None) -> int:
+    """``block``, checked; None means the whole account, which must then be a single block."""
+    count = blocks(keywords)
+    if block is None:
+        if count > 1:
+            raise ValueError(
+                f"an account of {keywords:,} keywords is drawn in {count} blocks of {POPULATION_BLOCK:,}: "
+                f"pass block=0..{count - 1}"
+            )
+        return 0
+    if not 0 <= block < count:
+        raise ValueError(f"block {block} is not one of the {count} blocks of an account of {keywords:,} keywords")
+    return block
+
+
+def campaign_count(keywords: int) -> int:
+    """Campaigns of an account of ``keywords`` keywords: one per 40 ad groups, between 1 and 500."""
+    return int(min(max(1, ((keywords - 1) // KEYWORDS_PER_AD_GROUP + 1) // 40), 500))
+
+
+def _rng(block: int, *key: int) -> np.random.Generator:
+    """The stream ``key`` of a block: block 0's is the stream the whole account always used."""
+    return np.random.default_rng(list(key) if block == 0 else [*key, BLOCK_STREAM, block])
+
+
+def keyword_population(seed: int, keywords: int, block: int | None = None) -> KeywordPopulation:
+    """The keyword parameters of the account, or of one of its blocks (``blocks``): the keywords from
+    ``block × POPULATION_BLOCK``, whose ids, ad groups and campaigns are the account's."""
     if keywords <= 0:
         raise ValueError(f"keywords must be positive, got {keywords}")
-    rng = np.random.default_rng([seed, 0x4B57])
-    i = np.arange(keywords, dtype=np.int64)
+    return _population(seed, keywords, block_of(keywords, block))
+
+
+@lru_cache(maxsize=2)
+def _population(seed: int, keywords: int, block: int) -> KeywordPopulation:
+    return _draw_population(seed, keywords, block)[0]
+
+
+def release_blocks() -> None:
+    """Forget the cached populations and names: an account of several blocks drawn block by block then
+    holds one block at a time."""
+    _population.cache_clear()
+    _cached_names.cache_clear()
+
+
+@lru_cache(maxsize=2)
+def _account_constants(seed: int, keywords: int) -> tuple[np.ndarray, float]:
+    """What every block shares with the first: its campaigns' values and the centre of its log value
+    per click (block 0's mean, over up to ``POPULATION_BLOCK`` keywords)."""
+    _, campaign_value, centre = _draw_population(seed, keywords, 0)
+    return campaign_value, centre
+
+
+def _draw_population(seed: int, keywords: int, block: int) -> tuple[KeywordPopulation, np.ndarray, float]:
+    rng = _rng(block, seed, 0x4B57)
+    first = block * POPULATION_BLOCK
+    size = min(POPULATION_BLOCK, keywords - first)
+    i = np.arange(first, first + size, dtype=np.int64)
     ad_group = i // KEYWORDS_PER_AD_GROUP
-    n_ad_groups = int(ad_group[-1]) + 1
-    n_campaigns = int(min(max(1, n_ad_groups // 40), 500))
+    n_ad_groups = (keywords - 1) // KEYWORDS_PER_AD_GROUP + 1
+    n_campaigns = campaign_count(keywords)
     campaign = (ad_group * n_campaigns) // n_ad_groups
-    match = rng.choice(3, size=keywords, p=[0.40, 0.35, 0.25]).astype(np.int8)
-    quality = rng.beta(2.0, 2.0, keywords)
-    base_impressions = rng.lognormal(3.0, 1.5, keywords)
+    match = rng.choice(3, size=size, p=[0.40, 0.35, 0.25]).astype(np.int8)
+    quality = rng.beta(2.0, 2.0, size)
+    base_impressions = rng.lognormal(3.0, 1.5, size)
     ctr = np.array([0.08, 0.05, 0.03])[match] * (0.5 + quality)
-    campaign_value = rng.lognormal(3.2, 0.5, n_campaigns)
-    value_per_conversion = campaign_value[campaign] * rng.lognormal(0.0, 0.3, keywords)
-    conversion_rate = rng.beta(2.0, 40.0, keywords) * (0.7 + 0.6 * quality) * np.array([1.2, 1.0, 0.8])[match]
-    trend_amplitude = rng.normal(0.0, 0.2, keywords)
-    trend_phase = rng.uniform(0.0, 2 * np.pi, keywords)
+    campaign_value = rng.lognormal(3.2, 0.5, n_campaigns)  # drawn in every block: each block's stream stays in step
+    if block > 0:
+        campaign_value = _account_constants(seed, keywords)[0]
+    value_per_conversion = campaign_value[campaign] * rng.lognormal(0.0, 0.3, size)
+    conversion_rate = rng.beta(2.0, 40.0, size) * (0.7 + 0.6 * quality) * np.array([1.2, 1.0, 0.8])[match]
+    trend_amplitude = rng.normal(0.0, 0.2, size)
+    trend_phase = rng.uniform(0.0, 2 * np.pi, size)
     launch_day = np.where(
-        rng.random(keywords) < LAUNCHED_SHARE, rng.integers(*LAUNCH_WINDOW_DAYS, keywords), np.iinfo(np.int32).min
+        rng.random(size) < LAUNCHED_SHARE, rng.integers(*LAUNCH_WINDOW_DAYS, size), np.iinfo(np.int32).min
     )
     # Drawn after every earlier parameter, so those keep their values.
     log_value = np.log(conversion_rate * value_per_conversion)
-    centre = log_value.mean()
+    centre = float(log_value.mean()) if block == 0 else _account_constants(seed, keywords)[1]
     market_level = np.exp(
-        centre
-        + MARKET_VALUE_ELASTICITY * (log_value - centre)
-        + rng.normal(0.0, MARKET_SPREAD, keywords)
-        + MARKET_LEVEL
+        centre + MARKET_VALUE_ELASTICITY * (log_value - centre) + rng.normal(0.0, MARKET_SPREAD, size) + MARKET_LEVEL
     )
-    group_value = np.bincount(ad_group, weights=np.exp(log_value)) / np.bincount(ad_group)
-    account_bid_level = group_value[ad_group] * ACCOUNT_BID_RATIO * rng.lognormal(0.0, ACCOUNT_BID_SPREAD, keywords)
+    local_group = ad_group - ad_group[0]
+    group_value = np.bincount(local_group, weights=np.exp(log_value)) / np.bincount(local_group)
+    account_bid_level = group_value[local_group] * ACCOUNT_BID_RATIO * rng.lognormal(0.0, ACCOUNT_BID_SPREAD, size)
     population = KeywordPopulation(
         keyword_id=FIRST_KEYWORD_ID + i,
         campaign_index=campaign,
@@ -186,28 +251,29 @@ def keyword_population(seed: int, keywords: int) -> KeywordPopulation:
         launch_day=launch_day,
         n_campaigns=n_campaigns,
     )
-    return _share_criteria(seed, population)
+    return _share_criteria(seed, population, block), campaign_value, centre
 
 
-def criterion_owners(seed: int, ad_group: np.ndarray, campaign: np.ndarray) -> np.ndarray:
+def criterion_owners(seed: int, ad_group: np.ndarray, campaign: np.ndarray, block: int = 0) -> np.ndarray:
     """The position of the keyword whose criterion id each keyword carries: itself, or (for
     ``SHARED_CRITERION_SHARE`` of them) the keyword at the same place in the previous ad group of its
-    campaign, followed back to the first of a chain."""
+    campaign, followed back to the first of a chain (within the block: a block's first ad group shares
+    with none before it)."""
     i = np.arange(len(ad_group))
     previous = i - KEYWORDS_PER_AD_GROUP
     same_campaign = np.zeros(len(i), dtype=bool)
     same_campaign[previous >= 0] = campaign[previous[previous >= 0]] == campaign[previous >= 0]
-    shared = same_campaign & (np.random.default_rng([seed, 0xC717]).random(len(i)) < SHARED_CRITERION_SHARE)
+    shared = same_campaign & (_rng(block, seed, 0xC717).random(len(i)) < SHARED_CRITERION_SHARE)
     owner = np.where(shared, previous, i)
     while not np.array_equal(owner[owner], owner):
         owner = owner[owner]
     return owner
 
 
-def _share_criteria(seed: int, pop: KeywordPopulation) -> KeywordPopulation:
+def _share_criteria(seed: int, pop: KeywordPopulation, block: int) -> KeywordPopulation:
     """The population with shared criteria: a keyword repeated in another ad group takes its first
     occurrence's criterion id, match type and traits (its own traffic volume and daily draws stay)."""
-    owner = criterion_owners(seed, pop.ad_group_index, pop.campaign_index)
+    owner = criterion_owners(seed, pop.ad_group_index, pop.campaign_index, block)
     shared = ("keyword_id", "match", "quality", "ctr", "conversion_rate", "value_per_conversion", "market_level")
     shared += ("trend_amplitude", "trend_phase", "launch_day")
     return replace(pop, **{name: getattr(pop, name)[owner] for name in shared})
@@ -229,17 +295,18 @@ def in_peak(day: dt.date) -> bool:
     return PEAK_DAYS[0] <= (day.month, day.day) <= PEAK_DAYS[1]
 
 
-def expected_value_per_click(seed: int, keywords: int, day: dt.date) -> np.ndarray:
-    """The true expected conversion value per click of every keyword on ``day`` (ground truth)."""
-    pop = keyword_population(seed, keywords)
+def expected_value_per_click(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
+    """The true expected conversion value per click of every keyword (of the account, or of ``block``)
+    on ``day`` (ground truth)."""
+    pop = keyword_population(seed, keywords, block)
     peak = PEAK_CONVERSION_RATE if in_peak(day) else 1.0
     rate = np.minimum(pop.conversion_rate * WEEKDAY_CONVERSION_RATE[day.weekday()] * _trend(pop, day) * peak, 0.95)
     return rate * pop.value_per_conversion
 
 
-def price_jump(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def price_jump(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """Per keyword, the factor of its campaign's price jump on ``day`` (1 outside a jump)."""
-    pop = keyword_population(seed, keywords)
+    pop = keyword_population(seed, keywords, block)
     offset = (day - EPOCH).days
     quarter, in_quarter = divmod(offset, 91)
     rng = np.random.default_rng([seed, 0x1B3F, quarter & 0xFFFF_FFFF])
@@ -249,14 +316,15 @@ def price_jump(seed: int, keywords: int, day: dt.date) -> np.ndarray:
     return np.where(live, PRICE_JUMP_FACTOR, 1.0)[pop.campaign_index]
 
 
-def market_cpc(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def market_cpc(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """Competitors' typical price of a click of every keyword on ``day``: the keyword's market level
     (only modestly tied to the advertiser's value) × a daily wobble × its campaign's price jump × the
     seasonal peak. Single clicks clear at max(reserve, lognormal(ln market_cpc, ``AUCTION_PRICE_SIGMA``))."""
-    pop = keyword_population(seed, keywords)
-    wobble = np.random.default_rng([seed, 0x3C7D, day.toordinal()]).lognormal(0.0, MARKET_DAILY_SIGMA, keywords)
+    block = block_of(keywords, block)
+    pop = keyword_population(seed, keywords, block)
+    wobble = _rng(block, seed, 0x3C7D, day.toordinal()).lognormal(0.0, MARKET_DAILY_SIGMA, len(pop.keyword_id))
     peak = PEAK_PRICE if in_peak(day) else 1.0
-    return pop.market_level * wobble * price_jump(seed, keywords, day) * peak
+    return pop.market_level * wobble * price_jump(seed, keywords, day, block) * peak
 
 
 def reserve_price(market: np.ndarray) -> np.ndarray:
@@ -289,34 +357,36 @@ def expected_spend(bid: np.ndarray, market: np.ndarray) -> np.ndarray:
     return np.where(shows, np.maximum(spend, 0.0), 0.0)
 
 
-def account_bid(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def account_bid(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """The account's own historical max CPC of every keyword on ``day`` (what the raw source's report
     reflects): set by ad group, revised weekly."""
-    pop = keyword_population(seed, keywords)
+    block = block_of(keywords, block)
+    pop = keyword_population(seed, keywords, block)
     week = (day.toordinal() - 1) // 7
-    weekly = np.random.default_rng([seed, 0x5E1D, week]).lognormal(0.0, ACCOUNT_BID_WEEKLY_SIGMA, keywords)
+    weekly = _rng(block, seed, 0x5E1D, week).lognormal(0.0, ACCOUNT_BID_WEEKLY_SIGMA, len(pop.keyword_id))
     return np.round(pop.account_bid_level * weekly, 2)
 
 
-def impressions_on_offer(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def impressions_on_offer(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """Expected impressions each keyword could get on ``day`` at a bid that wins every auction."""
-    pop = keyword_population(seed, keywords)
-    noise = np.random.default_rng([seed, 0x1A90, day.toordinal()]).lognormal(0.0, 0.25, keywords)
+    block = block_of(keywords, block)
+    pop = keyword_population(seed, keywords, block)
+    noise = _rng(block, seed, 0x1A90, day.toordinal()).lognormal(0.0, 0.25, len(pop.keyword_id))
     peak = PEAK_IMPRESSIONS if in_peak(day) else 1.0
-    return pop.base_impressions * WEEKDAY_IMPRESSIONS[day.weekday()] * noise * peak * active(seed, keywords, day)
+    return pop.base_impressions * WEEKDAY_IMPRESSIONS[day.weekday()] * noise * peak * active(seed, keywords, day, block)
 
 
-def clicks_on_offer(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def clicks_on_offer(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """Expected clicks each keyword could get on ``day`` at a bid that wins every auction."""
-    pop = keyword_population(seed, keywords)
-    return impressions_on_offer(seed, keywords, day) * np.minimum(pop.ctr, 0.9)
+    pop = keyword_population(seed, keywords, block)
+    return impressions_on_offer(seed, keywords, day, block) * np.minimum(pop.ctr, 0.9)
 
 
 def outage_campaign(seed: int, keywords: int, day: dt.date) -> int | None:
     """The campaign (index) whose conversion tracking is down on ``day``, if any."""
     rng = np.random.default_rng([seed, 0x0DA7, day.toordinal()])
     if rng.random() < OUTAGE_RATE:
-        return int(rng.integers(keyword_population(seed, keywords).n_campaigns))
+        return int(rng.integers(campaign_count(keywords)))
     return None
 
 
@@ -345,12 +415,14 @@ def population_index(seed: int, keywords: int, ad_group_ids: np.ndarray, keyword
     return np.where(keys[at] == wanted, order[at], -1)
 
 
-def active(seed: int, keywords: int, day: dt.date) -> np.ndarray:
+def active(seed: int, keywords: int, day: dt.date, block: int | None = None) -> np.ndarray:
     """Which keywords run on ``day``: launched by then and not paused that week."""
-    pop = keyword_population(seed, keywords)
+    block = block_of(keywords, block)
+    pop = keyword_population(seed, keywords, block)
     week = (day.toordinal() - 1) // 7  # Monday to Sunday (day 1 of the proleptic calendar is a Monday)
-    draw = np.random.default_rng([seed, 0x9A05, week]).random(keywords)
-    paused = draw[keyword_index(pop.keyword_id)] < WEEKLY_PAUSE_RATE  # a shared criterion pauses everywhere
+    draw = _rng(block, seed, 0x9A05, week).random(len(pop.keyword_id))
+    # A shared criterion pauses everywhere (its first occurrence is in the same block).
+    paused = draw[keyword_index(pop.keyword_id) - block * POPULATION_BLOCK] < WEEKLY_PAUSE_RATE
     return (pop.launch_day <= (day - EPOCH).days) & ~paused
 
 
@@ -363,19 +435,19 @@ def _names(pop: KeywordPopulation) -> dict[str, pa.Array]:
         " ",
     )
     campaign_names = pa.array([f"C{c:03d} {_CATEGORIES[c % len(_CATEGORIES)]}" for c in range(pop.n_campaigns)])
-    n_ad_groups = int(pop.ad_group_index[-1]) + 1
-    ad_group_names = pa.array([f"AG{g:06d} {_PRODUCTS[g % len(_PRODUCTS)]}" for g in range(n_ad_groups)])
+    first, last = int(pop.ad_group_index[0]), int(pop.ad_group_index[-1])  # the block's ad groups
+    ad_group_names = pa.array([f"AG{g:06d} {_PRODUCTS[g % len(_PRODUCTS)]}" for g in range(first, last + 1)])
     return {
         "campaign_name": campaign_names.take(pa.array(pop.campaign_index)),
-        "ad_group_name": ad_group_names.take(pa.array(pop.ad_group_index)),
+        "ad_group_name": ad_group_names.take(pa.array(pop.ad_group_index - first)),
         "keyword_text": keyword_text,
         "match_type": pa.array(np.array(MATCH_TYPES)).take(pa.array(pop.match)),
     }
 
 
 @lru_cache(maxsize=2)
-def _cached_names(seed: int, keywords: int) -> dict[str, pa.Array]:
-    return _names(keyword_population(seed, keywords))
+def _cached_names(seed: int, keywords: int, block: int) -> dict[str, pa.Array]:
+    return _names(keyword_population(seed, keywords, block))
 
 
 def keyword_report(
@@ -384,6 +456,7 @@ def keyword_report(
     day: dt.date,
     reported_on: dt.date | None = None,
     bids: np.ndarray | None = None,
+    block: int | None = None,
 ) -> pa.Table:
     """One day of the keyword performance report, Google Ads fields, one row per active keyword.
 
@@ -401,21 +474,31 @@ def keyword_report(
     are absent as reporting gaps; 5% of conversion values are null (tracking gaps); a tracking outage
     zeroes one campaign's conversions on some days (``outage_campaign``); quality score and search
     impression share are null where Google would not report them ("< 10%").
+
+    ``block``: the rows of one block of the account (``blocks``; ``bids`` then the block's); None: the
+    whole account (an account of several blocks is drawn block by block and the blocks concatenated).
     """
     if reported_on is not None and reported_on <= day:
         raise ValueError(f"a day is reported the morning after it at the earliest: {day} reported on {reported_on}")
-    pop = keyword_population(seed, keywords)
-    n = keywords
-    streams = [np.random.default_rng([seed, day.toordinal(), k]) for k in range(6)]
-    live_bid = account_bid(seed, keywords, day) if bids is None else np.asarray(bids, dtype=np.float64)
+    if block is None and blocks(keywords) > 1:
+        starts = [b * POPULATION_BLOCK for b in range(blocks(keywords) + 1)]
+        parts = [bids[starts[b] : starts[b + 1]] if bids is not None else None for b in range(blocks(keywords))]
+        return pa.concat_tables(
+            keyword_report(seed, keywords, day, reported_on, part, b) for b, part in enumerate(parts)
+        )
+    block = block_of(keywords, block)
+    pop = keyword_population(seed, keywords, block)
+    n = len(pop.keyword_id)
+    streams = [_rng(block, seed, day.toordinal(), k) for k in range(6)]
+    live_bid = account_bid(seed, keywords, day, block) if bids is None else np.asarray(bids, dtype=np.float64)
     if live_bid.shape != (n,):
         raise ValueError(f"bids must have one entry per keyword ({n}), got shape {live_bid.shape}")
-    market = market_cpc(seed, keywords, day)
+    market = market_cpc(seed, keywords, day, block)
     share = won_share(live_bid, market)
     # One stream per quantity: a different bid changes its keyword's counts, not the other draws.
-    impressions = streams[0].poisson(impressions_on_offer(seed, keywords, day) * share)
+    impressions = streams[0].poisson(impressions_on_offer(seed, keywords, day, block) * share)
     clicks = streams[1].binomial(impressions, np.minimum(pop.ctr, 0.9))
-    value_per_click = expected_value_per_click(seed, keywords, day)
+    value_per_click = expected_value_per_click(seed, keywords, day, block)
     conversions = streams[2].binomial(clicks, value_per_click / pop.value_per_conversion)
     value_each = pop.value_per_conversion * streams[2].lognormal(0.0, 0.25, n)
     if reported_on is not None and (reported_on - day).days < len(LAG_PROFILE):
@@ -440,9 +523,9 @@ def keyword_report(
     value_missing = misc.random(n) < 0.05
     quality_missing = (pop.base_impressions < 3.0) | (misc.random(n) < 0.03)
     share_missing = (impression_share < 0.1) | (misc.random(n) < 0.08)
-    present = (impressions > 0) & ~gap & active(seed, keywords, day)
+    present = (impressions > 0) & ~gap & active(seed, keywords, day, block)
 
-    names = _cached_names(seed, keywords)
+    names = _cached_names(seed, keywords, block)
     idx = np.flatnonzero(present)
     take = pa.array(idx)
     table = pa.table(
@@ -464,3 +547,18 @@ def keyword_report(
         }
     )
     return table
+
+
+def report_day(seed: int, keywords: int, day: dt.date) -> pa.Table | RawBlocks:
+    """The day's report as the raw stage writes it: one table for an account of one block, else its
+    blocks one at a time (``storage.raw.RawBlocks``), each block's cached draws forgotten once it is
+    written, so that a day holds one block in memory."""
+    if blocks(keywords) == 1:
+        return keyword_report(seed, keywords, day)
+
+    def each_block() -> Iterator[pa.Table]:
+        for block in range(blocks(keywords)):
+            yield keyword_report(seed, keywords, day, block=block)
+            release_blocks()
+
+    return RawBlocks(keywords, each_block())

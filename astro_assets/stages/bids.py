@@ -12,7 +12,9 @@ staging folder the caller gives and publishes as a unit:
   not scored that day, so that Astro undoes its own pauses, and only those, whenever they come back.
 - Google Ads Editor files, one campaign per file (split further above ``MAX_EDITOR_ROWS`` rows):
   ``bids-…`` (every keyword not removed) and ``changes-…`` (only the changed ones, what a team imports
-  daily), and ``manifest.json`` listing them (name, rows, bytes, sha256) with the day's counts.
+  daily), and ``manifest.json`` listing them (name, kind, campaign, part, rows, bytes, sha256) with the
+  day's counts. Where every keyword of a campaign group changed (an account's first day), its
+  ``changes-…`` files are hard links to its ``bids-…`` files: the same bytes, encoded and stored once.
 
 **Removed keywords.** A keyword the day's report says is REMOVED, or whose ad group or campaign is
 (``removed_in_account``; an ad group or campaign removed on any of its rows counts for all its
@@ -77,7 +79,8 @@ import datetime as dt
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +112,17 @@ from astro_assets.core.editor import (  # the format and its reading are in core
     read_editor_file,
 )
 from astro_assets.core.features import KEYWORD_PAIR, STATUS_COLUMNS
-from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES, DataLayout
-from astro_assets.storage.publish import is_published
+from astro_assets.stages.bid_groups import (
+    GROUP_ROWS,
+    CampaignGroups,
+    campaign_groups,
+    empty_keywords,
+    keyword_shards,
+    read_statuses,
+    spill_groups,
+    status_files,
+)
+from astro_assets.storage import BID_FILE, DataLayout
 
 #: Rows per Editor file at most. The Editor help pages this project could retrieve state no import
 #: size limit; Google Ads allows 20,000 keywords per ad group and 5 million per account ("About your
@@ -119,6 +131,8 @@ from astro_assets.storage.publish import is_published
 MAX_EDITOR_ROWS = 100_000
 #: The two kinds of Editor files: every keyword, and only those whose bid or status changed.
 EDITOR_KINDS = ("bids", "changes")
+#: Editor rows the asset shows as a preview.
+PREVIEW_ROWS = 10
 
 KEYWORDS_SCHEMA = pa.schema(
     [
@@ -149,35 +163,17 @@ PAUSES_SCHEMA = pa.schema([("ad_group_id", pa.int64()), ("keyword_id", pa.int64(
 def keywords_to_bid(layout: DataLayout, day: dt.date) -> pa.Table:
     """The day's predictions with each keyword's campaign, ad group, text, match type and clicks in
     its window, joined on the pair (ad_group_id, keyword_id) shard by shard (predictions keep the
-    shards of the preprocessed features)."""
-    features = layout.require_published(PREPROCESSED_FEATURES, day)
-    predictions = layout.require_published(DAILY_PREDICTIONS, day)
-    attributes = [*KEYWORD_PAIR, "campaign_id", "campaign_name", "ad_group_name", "keyword_text", "match_type"]
-    attributes.append("clicks_in_window")
-    parts = []
-    for path in layout.part_files(predictions):
-        keys = [k for k in KEYWORD_PAIR if k in pq.read_schema(path).names]
-        scored = pq.read_table(path, columns=[*keys, "predicted_value_per_click"])
-        described = pq.read_table(features / path.name, columns=attributes)
-        parts.append(described.join(scored, keys, join_type="inner", use_threads=False))
-    if not parts:
-        types = {"campaign_name": pa.string(), "ad_group_name": pa.string(), "keyword_text": pa.string()}
-        types |= {"match_type": pa.string(), "predicted_value_per_click": pa.float32()}
-        return pa.table({c: pa.array([], types.get(c, pa.int64())) for c in [*attributes, "predicted_value_per_click"]})
-    return pa.concat_tables(parts)
+    shards of the preprocessed features), as one table: the whole day in memory. The stage itself reads
+    the day in campaign groups (``build_bid_partition``)."""
+    parts = list(keyword_shards(layout, day))
+    return pa.concat_tables(parts) if parts else empty_keywords()
 
 
 def account_statuses(layout: DataLayout, day: dt.date) -> pa.Table | None:
     """The statuses the day's report gives (``features.STATUS_COLUMNS``: keyword, ad group, campaign),
     with the pair and the campaign; None when the day's raw partition has none of them."""
-    folder = layout.partition_dir(RAW_FEATURES, day)
-    files = layout.parquet_files(folder) if is_published(folder) else []
-    if not files:
-        return None
-    present = [c for c in STATUS_COLUMNS if c in pq.read_schema(files[0]).names]
-    if not present:
-        return None
-    return pa.concat_tables(pq.read_table(f, columns=[*KEYWORD_PAIR, "campaign_id", *present]) for f in files)
+    files, present = status_files(layout, day)
+    return pa.concat_tables(read_statuses(f, present) for f in files) if files else None
 
 
 def _one_of(values: pa.ChunkedArray, words: tuple[str, ...]) -> pa.ChunkedArray:
@@ -232,6 +228,38 @@ def has_removed_status(statuses: pa.Table | None) -> bool:
     )
 
 
+def removed_scored_keywords(layout: DataLayout, day: dt.date) -> pa.Table:
+    """The pairs of the day's scored keywords the day's report says are removed, themselves or through
+    their ad group or campaign (as ``removed_in_account`` on the whole day), reading the report's
+    statuses file by file and the scored keywords shard by shard: memory follows the removals, not the
+    day. A day without any REMOVED status reads the statuses only."""
+    files, present = status_files(layout, day)
+    own, parents = [], {"ad_group_id": [], "campaign_id": []}
+    for path in files:
+        statuses = read_statuses(path, present)
+        if not has_removed_status(statuses):
+            continue
+        if "keyword_status" in statuses.column_names:
+            own.append(statuses.filter(_one_of(statuses["keyword_status"], (REMOVED,))).select(list(KEYWORD_PAIR)))
+        for column, key in (("ad_group_status", "ad_group_id"), ("campaign_status", "campaign_id")):
+            if column in statuses.column_names:
+                parents[key].append(pc.unique(statuses.filter(_one_of(statuses[column], (REMOVED,)))[key]))
+    empty = pa.table({key: pa.array([], pa.int64()) for key in KEYWORD_PAIR})
+    if not own and not any(parents.values()):
+        return empty
+    own_pairs = pa.concat_tables(own).cast(empty.schema).group_by(list(KEYWORD_PAIR)).aggregate([]) if own else empty
+    marked = own_pairs.append_column("hit", pa.array(np.ones(own_pairs.num_rows, dtype=bool)))
+    removed = [empty]
+    for keywords in keyword_shards(layout, day):
+        hit, _ = lookup(keywords, marked, "hit")
+        for key, ids in parents.items():
+            if ids:
+                values = pc.unique(pa.chunked_array(ids, pa.int64()))
+                hit = hit | np.asarray(pc.is_in(keywords[key], value_set=values).to_numpy(zero_copy_only=False))
+        removed.append(keywords.filter(pa.array(hit)).select(list(KEYWORD_PAIR)).cast(empty.schema))
+    return pa.concat_tables(removed)
+
+
 @dataclass(frozen=True)
 class PreviousDay:
     """The last published bid partition before the day: its keyword table and Astro's pauses."""
@@ -252,15 +280,25 @@ def _previous_folder(layout: DataLayout, day: dt.date) -> tuple[dt.date, Path] |
 
 
 def previous_day(layout: DataLayout, day: dt.date) -> PreviousDay | None:
-    """The newest published bid partition before ``day`` (None if there is none)."""
+    """The newest published bid partition before ``day``, whole (None if there is none)."""
     found = _previous_folder(layout, day)
-    if found is None:
-        return None
+    return _read_previous(layout, found, None, 0) if found is not None else None
+
+
+def _read_previous(
+    layout: DataLayout, found: tuple[dt.date, Path], groups: CampaignGroups | None, group: int
+) -> PreviousDay:
+    """The previous day's keyword table and Astro's pauses, whole or in one group's campaign range
+    (both are ordered by campaign, so the range filter reads only the row groups that hold it)."""
     candidate, folder = found
-    path = layout.bid_keywords_file(folder)
-    keywords = pq.read_table(path, columns=[*KEYWORD_PAIR, "campaign_id", "max_cpc", "max_cpc_micros", "status"])
+    columns = [*KEYWORD_PAIR, "campaign_id", "max_cpc", "max_cpc_micros", "status"]
+    filters = groups.filters(group) if groups is not None else None
+    keywords = pq.read_table(layout.bid_keywords_file(folder), columns=columns, filters=filters)
     pauses_path = layout.bid_pauses_file(folder)
-    pauses = pq.read_table(pauses_path) if pauses_path.exists() else PAUSES_SCHEMA.empty_table()
+    if pauses_path.exists():
+        pauses = pq.read_table(pauses_path, filters=filters).select(PAUSES_SCHEMA.names).cast(PAUSES_SCHEMA)
+    else:
+        pauses = PAUSES_SCHEMA.empty_table()
     return PreviousDay(candidate, keywords, pauses)
 
 
@@ -483,6 +521,7 @@ def write_editor_files(
                     "name": path.name,
                     "kind": kind,
                     "campaign_id": campaign,
+                    "part": part,
                     "rows": rows.num_rows,
                     "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
@@ -491,30 +530,33 @@ def write_editor_files(
     return entries
 
 
-def write_bid_partition(
+def link_editor_files(layout: DataLayout, folder: Path, entries: list[dict], kind: str) -> list[dict]:
+    """Files of ``kind`` that are the files of ``entries`` byte for byte (a group in which every keyword
+    changed: its ``changes-…`` files are its ``bids-…`` files), as hard links: no second encoding and no
+    second copy on disk (at 100M keywords, a first day's Editor files are ~15 GB each kind). Returns their
+    manifest entries."""
+    linked = []
+    for entry in entries:
+        path = layout.bid_editor_file(folder, kind, entry["campaign_id"], entry["part"])
+        path.hardlink_to(folder / entry["name"])
+        linked.append({**entry, "name": path.name, "kind": kind})
+    return linked
+
+
+def manifest_of(
     layout: DataLayout,
     folder: Path,
     day: dt.date,
-    table: pa.Table,
-    pauses: pa.Table,
     counts: dict[str, int],
-    rule: BidRule,
-    previous: PreviousDay | None = None,
-    max_rows: int = MAX_EDITOR_ROWS,
+    files: list[dict],
+    previous: dt.date | None,
+    max_rows: int,
 ) -> dict:
-    """Write the day's partition into ``folder`` (a staging folder; publishing is the caller's): the
-    keyword table, Astro's pauses, the Editor files of every keyword not removed and of the changed
-    ones, and the manifest (written last). Returns the manifest."""
-    if max_rows < 1:
-        raise ValueError(f"max_rows={max_rows} must be at least 1")
-    pq.write_table(table, layout.bid_keywords_file(folder))
-    pq.write_table(pauses, layout.bid_pauses_file(folder))
-    settable = editor_keywords(table)
-    files = write_editor_files(layout, folder, "bids", settable, rule, max_rows)
-    files += write_editor_files(layout, folder, "changes", settable.filter(settable["changed"]), rule, max_rows)
-    manifest = {
+    """The partition's manifest: the day, the previous day it was compared with, its files' names, the
+    Editor format, the day's counts and every Editor file (name, kind, campaign, part, rows, bytes, sha256)."""
+    return {
         "day": day.isoformat(),
-        "previous_day": previous.day.isoformat() if previous else None,
+        "previous_day": previous.isoformat() if previous else None,
         "keywords_file": layout.bid_keywords_file(folder).name,
         "pauses_file": layout.bid_pauses_file(folder).name,
         "format": {
@@ -528,24 +570,117 @@ def write_bid_partition(
         "counts": counts,
         "files": files,
     }
-    layout.bid_manifest_file(folder).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+
+
+@dataclass
+class BidDistribution:
+    """The day's bids counted by value in whole currency units (index = units), published and as they
+    were before the change cap, over the keywords with a bid: the asset's plot, mean and median,
+    exactly, without holding the day's bids."""
+
+    unit: float
+    published: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    before_change_cap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def add(self, table: pa.Table) -> None:
+        bids = table.filter(pc.greater(table["max_cpc_micros"], 0))
+        self.published = _counted(self.published, bids["max_cpc"], self.unit)
+        self.before_change_cap = _counted(self.before_change_cap, bids["max_cpc_before_change_cap"], self.unit)
+
+    @property
+    def bids(self) -> int:
+        return int(self.published.sum())
+
+    def values(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The bid values present and how many keywords have each."""
+        present = np.flatnonzero(counts)
+        return present * self.unit, counts[present]
+
+    def mean(self) -> float:
+        if not self.bids:
+            return 0.0
+        return float((np.arange(len(self.published)) * self.published).sum() / self.bids * self.unit)
+
+    def median(self) -> float:
+        """As ``np.median`` of the bids: the middle one, or the mean of the two middle ones (0 without bids)."""
+        if not self.bids:
+            return 0.0
+        cumulative = np.cumsum(self.published)
+        middle = np.searchsorted(cumulative, [(self.bids - 1) // 2, self.bids // 2], side="right")
+        return float(middle.mean() * self.unit)
+
+
+def _counted(counts: np.ndarray, money: pa.ChunkedArray, unit: float) -> np.ndarray:
+    units = np.rint(money.to_numpy() / unit).astype(np.int64)
+    more = np.bincount(units, minlength=len(counts))
+    more[: len(counts)] += counts
+    return more
 
 
 @dataclass(frozen=True)
 class BidDay:
-    table: pa.Table
+    """What the stage wrote: the keyword rows, the day's counts, the manifest, the previous day the bids
+    were compared with, the bid distribution and the first Editor-settable rows (``KEYWORDS_SCHEMA``)."""
+
+    rows: int
     counts: dict[str, int]
     manifest: dict
-    previous: PreviousDay | None
+    previous: dt.date | None
+    distribution: BidDistribution
+    preview: pa.Table
 
 
 def build_bid_partition(
-    layout: DataLayout, day: dt.date, rule: BidRule, folder: Path, max_rows: int = MAX_EDITOR_ROWS
+    layout: DataLayout,
+    day: dt.date,
+    rule: BidRule,
+    folder: Path,
+    max_rows: int = MAX_EDITOR_ROWS,
+    group_rows: int = GROUP_ROWS,
 ) -> BidDay:
-    """The stage: read the day's predictions, the report's statuses and the last published day, decide
-    every keyword's row, and write the partition into ``folder``."""
-    previous = previous_day(layout, day)
-    table, pauses, counts = bid_table(keywords_to_bid(layout, day), rule, previous, account_statuses(layout, day))
-    manifest = write_bid_partition(layout, folder, day, table, pauses, counts, rule, previous, max_rows)
-    return BidDay(table, counts, manifest, previous)
+    """The stage: decide every keyword's row and write the partition into ``folder`` (a staging folder;
+    publishing is the caller's): the keyword table, Astro's pauses, the Editor files of every keyword not
+    removed and of the changed ones, and the manifest (written last).
+
+    The day is decided in campaign groups of about ``group_rows`` keywords (``stages.bid_groups``): each
+    group's scored keywords, the report's statuses of its campaigns and the last published day's rows of
+    its campaigns, then its rows appended to the keyword table and Astro's pauses, its campaigns' Editor
+    files written. Memory follows the group, not the day; the tables come out as one table would."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows={max_rows} must be at least 1")
+    groups = campaign_groups(layout, day, group_rows)
+    found = _previous_folder(layout, day)
+    counts: dict[str, int] = {}
+    files: dict[str, list[dict]] = {kind: [] for kind in EDITOR_KINDS}
+    distribution, previews = BidDistribution(rule.currency_unit), [KEYWORDS_SCHEMA.empty_table()]
+    with (
+        tempfile.TemporaryDirectory(prefix=".bid-groups-", dir=folder.parent) as scratch,
+        pq.ParquetWriter(layout.bid_keywords_file(folder), KEYWORDS_SCHEMA) as keyword_table,
+        pq.ParquetWriter(layout.bid_pauses_file(folder), PAUSES_SCHEMA) as pause_table,
+    ):
+        spilled = spill_groups(layout, day, groups, Path(scratch))
+        for group in range(len(groups)):
+            previous = _read_previous(layout, found, groups, group) if found is not None else None
+            table, pauses, group_counts = bid_table(
+                spilled.group_keywords(group), rule, previous, spilled.group_statuses(group)
+            )
+            for writer, rows in ((keyword_table, table), (pause_table, pauses)):
+                if rows.num_rows:
+                    writer.write_table(rows)
+            counts = {k: counts.get(k, 0) + v for k, v in group_counts.items()}
+            settable = editor_keywords(table)
+            written = write_editor_files(layout, folder, "bids", settable, rule, max_rows)
+            files["bids"] += written
+            changes = settable.filter(settable["changed"])
+            if changes.num_rows == settable.num_rows:  # every keyword of the group changed: the same files
+                files["changes"] += link_editor_files(layout, folder, written, "changes")
+            else:
+                files["changes"] += write_editor_files(layout, folder, "changes", changes, rule, max_rows)
+            distribution.add(table)
+            if sum(p.num_rows for p in previews) < PREVIEW_ROWS:
+                previews.append(settable.slice(0, PREVIEW_ROWS))
+    previous_date = found[0] if found is not None else None
+    manifest = manifest_of(layout, folder, day, counts, files["bids"] + files["changes"], previous_date, max_rows)
+    layout.bid_manifest_file(folder).write_text(json.dumps(manifest, indent=2) + "\n")
+    preview = pa.concat_tables(previews).slice(0, PREVIEW_ROWS)
+    return BidDay(counts.get("keywords", 0), counts, manifest, previous_date, distribution, preview)

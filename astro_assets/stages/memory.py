@@ -79,17 +79,21 @@ def _sample(root: int, interval: float, stop, conn) -> None:
     """The sampler process: the tree of ``root`` without itself, its resident sum every ``interval`` s
     and its proportional set size every ``PSS_INTERVAL`` s (two threads, so the slow one never delays
     the fast one) until ``stop``, then one last sample of each. Sends "ready" once both have sampled,
-    and the peaks, sample counts and longest gap at the end."""
+    and the peaks, sample counts, longest gap and the proportional set sizes with their times at the end."""
     me = os.getpid()
     peaks = {"pss": 0, "resident": 0}
     counts = {"pss": 0, "resident": 0}
     gaps: dict[str, list[float]] = {"pss": [], "resident": []}
     measure = {"pss": tree_memory, "resident": tree_resident}
+    timeline: list[tuple[float, int]] = []
 
     def sampler(name: str):
         def sample() -> None:
-            peaks[name] = max(peaks[name], measure[name](root, skip=me))
+            value = measure[name](root, skip=me)
+            peaks[name] = max(peaks[name], value)
             counts[name] += 1
+            if name == "pss":
+                timeline.append((time.time(), value))
 
         return sample
 
@@ -109,7 +113,7 @@ def _sample(root: int, interval: float, stop, conn) -> None:
         thread.join()
     for name in measure:
         sampler(name)()
-    conn.send((peaks, counts, max(gaps["resident"], default=0.0)))
+    conn.send((peaks, counts, max(gaps["resident"], default=0.0), timeline))
 
 
 class PeakMemory:
@@ -124,7 +128,8 @@ class PeakMemory:
     ``peak``: proportional set size (shared pages counted once), every ``PSS_INTERVAL`` s (0.5); ``peak_resident``:
     the sum of resident set sizes, every ``interval`` s (0.1), an upper bound of ``peak`` that a short
     spike between two PSS samples cannot escape. ``longest_gap``: the longest time between two resident
-    samples (a machine with every core busy can stretch the interval)."""
+    samples (a machine with every core busy can stretch the interval). ``timeline``: every PSS sample as
+    (Unix time, bytes), so that a caller can say which step of the phase held the peak (``peak_between``)."""
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
@@ -132,6 +137,11 @@ class PeakMemory:
         self.peak_resident = 0
         self.samples = 0
         self.longest_gap = 0.0
+        self.timeline: list[tuple[float, int]] = []
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The largest PSS sampled from Unix time ``start`` to ``end`` (0 if no sample fell in it)."""
+        return max((value for at, value in self.timeline if start <= at <= end), default=0)
 
     def __enter__(self) -> "PeakMemory":
         context = multiprocessing.get_context("spawn")
@@ -148,7 +158,7 @@ class PeakMemory:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        peaks, counts, self.longest_gap = self._conn.recv()
+        peaks, counts, self.longest_gap, self.timeline = self._conn.recv()
         self.peak, self.peak_resident, self.samples = peaks["pss"], peaks["resident"], counts["resident"]
         self._process.join()
         self._conn.close()

@@ -37,13 +37,7 @@ from pyspark.sql import functions as F
 from astro_assets.core import audit
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.core.features import KEYWORD_PAIR
-from astro_assets.stages.bids import (
-    account_statuses,
-    has_removed_status,
-    keywords_to_bid,
-    removed_in_account,
-    removed_on_previous_day,
-)
+from astro_assets.stages.bids import removed_on_previous_day, removed_scored_keywords
 from astro_assets.stages.spark import map_files
 from astro_assets.storage import (
     BID_FILE,
@@ -249,13 +243,11 @@ def removed_keywords(inputs: CheckInputs) -> tuple[np.ndarray, np.ndarray]:
     not the staged bid file: those of the day's scored keywords the day's report (the published
     ``raw_features`` statuses) says are removed, themselves or through their ad group or campaign
     (``stages.bids.removed_in_account``), and those the last published bid day recorded as REMOVED
-    (removal is final). Google Ads accepts no change to them, so they must have no Editor row. A day
-    without any REMOVED status reads the statuses and the previous day's row-group statistics only."""
+    (removal is final). Google Ads accepts no change to them, so they must have no Editor row. Read
+    file by file and shard by shard (``removed_scored_keywords``); a day without any REMOVED status
+    reads the statuses and the previous day's row-group statistics only."""
     parts = [removed_on_previous_day(inputs.layout, inputs.day).select(list(KEYWORD_PAIR))]
-    statuses = account_statuses(inputs.layout, inputs.day)
-    if has_removed_status(statuses):
-        keywords = keywords_to_bid(inputs.layout, inputs.day)
-        parts.append(keywords.filter(pa.array(removed_in_account(keywords, statuses))).select(list(KEYWORD_PAIR)))
+    parts.append(removed_scored_keywords(inputs.layout, inputs.day))
     gone = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
     return gone["ad_group_id"].to_numpy().astype(np.int64), gone["keyword_id"].to_numpy().astype(np.int64)
 

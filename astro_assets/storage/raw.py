@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,17 @@ class RawWrite:
     content_hash: str
 
 
+@dataclass
+class RawBlocks:
+    """A day of the report that comes in blocks, so that no process holds the whole day: each block a
+    table of whole ad groups, every pair of a block sorting after every pair of the blocks before it
+    (``sources.synthetic`` draws a large account this way). ``expected_rows`` sizes the shards
+    (``shard_count``) before the first block is drawn."""
+
+    expected_rows: int
+    blocks: Iterator[pa.Table]
+
+
 class _Unchanged(Exception):
     """The staged day is the published day, byte for byte: abandon the staging folder."""
 
@@ -44,7 +56,7 @@ def content_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> RawWrite:
+def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table | RawBlocks) -> RawWrite:
     """Publish one day of the report atomically as ``raw_features/date=YYYY-MM-DD/``, split into
     keyword shards (``core.lagging.keyword_shard`` of the pair (ad group id, keyword id)), each sorted
     by the pair, so that preprocessing reads one shard of every day of the window in one task,
@@ -58,7 +70,7 @@ def write_raw_partition(layout: DataLayout, day: dt.date, table: pa.Table) -> Ra
     after = ""
     try:
         with publish_partition(final) as staging:
-            write_raw_shards(staging, table)
+            write_raw(staging, table)
             after = content_hash(staging)
             if after == before:
                 raise _Unchanged
@@ -85,6 +97,58 @@ def write_raw_shards(folder: Path, table: pa.Table) -> int:
         part = table.slice(bounds[s], bounds[s + 1] - bounds[s])
         pq.write_table(part, folder / shard_file_name(s, shards), compression="zstd")
     return table.num_rows
+
+
+def write_raw(folder: Path, day: pa.Table | RawBlocks) -> tuple[int, dict[str, int]]:
+    """Write one day (a table, or ``RawBlocks``) into ``folder`` as keyword shards; returns the rows
+    written and the null count of each column."""
+    if isinstance(day, pa.Table):
+        return write_raw_shards(folder, day), null_counts(day)
+    return write_raw_blocks(folder, day.blocks, shard_count(day.expected_rows))
+
+
+def write_raw_blocks(folder: Path, blocks: Iterator[pa.Table], shards: int) -> tuple[int, dict[str, int]]:
+    """Write a day that comes in blocks (``RawBlocks``) into ``folder`` as ``shards`` keyword shards, as
+    ``write_raw_shards`` would shard and sort one table, holding one block at a time: each block's rows
+    are appended to their shards' files in pair order. Returns the rows written and each column's null
+    count. A block whose pairs do not all sort after those already written to a shard is refused (the
+    shard would no longer be sorted)."""
+    writers: list[pq.ParquetWriter] = []
+    last: list[tuple[int, int] | None] = [None] * shards
+    rows, nulls = 0, {}
+    try:
+        for number, table in enumerate(blocks):
+            if not writers:
+                schema = raw_schema(table.column_names).with_metadata({SHARD_KEY_METADATA: SHARD_KEY})
+                writers = [
+                    pq.ParquetWriter(folder / shard_file_name(s, shards), schema, compression="zstd")
+                    for s in range(shards)
+                ]
+            table = table.select(schema.names).cast(schema)
+            ad_groups, ids = table.column("ad_group_id").to_numpy(), table.column("keyword_id").to_numpy()
+            shard = keyword_shard(ad_groups, ids, shards)
+            order = np.lexsort((ids, ad_groups, shard))
+            bounds = np.searchsorted(shard[order], np.arange(shards + 1))
+            for s in range(shards):
+                rows_of_shard = order[bounds[s] : bounds[s + 1]]
+                if len(rows_of_shard) == 0:
+                    continue
+                head = int(rows_of_shard[0])
+                if last[s] is not None and (int(ad_groups[head]), int(ids[head])) <= last[s]:
+                    raise ValueError(
+                        f"raw block {number}: its pairs do not all sort after the blocks before it "
+                        f"(shard {s}: ({ad_groups[head]}, {ids[head]}) after {last[s]})"
+                    )
+                writers[s].write_table(table.take(pa.array(rows_of_shard)))
+                tail = int(rows_of_shard[-1])
+                last[s] = (int(ad_groups[tail]), int(ids[tail]))
+            rows += table.num_rows
+            for name, count in null_counts(table).items():
+                nulls[name] = nulls.get(name, 0) + count
+    finally:
+        for writer in writers:
+            writer.close()
+    return rows, nulls
 
 
 def null_counts(table: pa.Table) -> dict[str, int]:

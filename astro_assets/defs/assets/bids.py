@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 from dagster_pyspark import LazyPySparkResource
 
 from astro_assets.defs.catalog import model_versions_of_day
@@ -15,7 +14,7 @@ from astro_assets.defs.daily import DayResult, gated_check_specs, materialize_da
 from astro_assets.defs.plots import histogram_markdown
 from astro_assets.defs.resources import AstroStorage, BidPolicy
 from astro_assets.model.registry import policy_of_version
-from astro_assets.stages.bids import build_bid_partition, editor_keywords, editor_rows
+from astro_assets.stages.bids import build_bid_partition, editor_rows
 from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import BID_FILE, DAILY_PREDICTIONS, PREPROCESSED_FEATURES, RAW_FEATURES
 
@@ -50,20 +49,17 @@ def bid_file_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefiniti
 
         def bid_day(day: dt.date, staging: Path) -> DayResult:
             built = build_bid_partition(layout, day, rule, staging)
-            table = built.table
-            bids = table.filter(table["max_cpc_micros"].to_numpy() > 0)
-            published = bids["max_cpc"].to_numpy()
-            before_cap = bids["max_cpc_before_change_cap"].to_numpy()
+            bids = built.distribution
             files = built.manifest["files"]
             return DayResult(
-                table.num_rows,
+                built.rows,
                 counts={**built.counts, "editor_files": len(files)},
                 details={
                     # The model behind the bids, carried from the day's predictions (defs.catalog).
                     "model_version": ", ".join(versions := model_versions_of_day(layout, day)),
                     # Which policy the bids are (issue 14: the gate may publish a baseline, and says so).
                     "published_policy": ", ".join(sorted({policy_of_version(v) for v in versions})),
-                    "change_cap_against": built.previous.day.isoformat()
+                    "change_cap_against": built.previous.isoformat()
                     if built.previous is not None
                     else "none (no bids published before this day)",
                     "editor_files": dg.MetadataValue.md(
@@ -71,21 +67,22 @@ def bid_file_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefiniti
                         + "\n".join(f"| {f['name']} | {f['rows']} | {f['bytes']} |" for f in files[:20])
                         + (f"\n\n{len(files) - 20} more in manifest.json" if len(files) > 20 else "")
                     ),
-                    "mean_max_cpc": dg.MetadataValue.float(
-                        round(float(published.mean()), 4) if len(published) else 0.0
-                    ),
-                    "median_max_cpc": dg.MetadataValue.float(
-                        round(float(np.median(published)), 4) if len(published) else 0.0
-                    ),
+                    "mean_max_cpc": dg.MetadataValue.float(round(bids.mean(), 4)),
+                    "median_max_cpc": dg.MetadataValue.float(round(bids.median(), 4)),
                     "bid_distribution": dg.MetadataValue.md(
                         histogram_markdown(
-                            {"before the change cap": before_cap, "published": published}, "max CPC", f"Bids of {day}"
+                            {
+                                "before the change cap": bids.values(bids.before_change_cap),
+                                "published": bids.values(bids.published),
+                            },
+                            "max CPC",
+                            f"Bids of {day}",
                         )
-                        if len(published)
+                        if bids.bids
                         else "no bids"
                     ),
                     "preview": dg.MetadataValue.md(
-                        editor_rows(editor_keywords(table).slice(0, 10), rule).to_pandas().to_markdown(index=False)
+                        editor_rows(built.preview, rule).to_pandas().to_markdown(index=False)
                     ),
                 },
             )

@@ -14,7 +14,7 @@ from astro_assets.defs.daily import DayResult, gated_check_specs, materialize_da
 from astro_assets.defs.resources import AstroStorage, KeywordSource
 from astro_assets.stages.validation import CheckInputs
 from astro_assets.storage import RAW_FEATURES
-from astro_assets.storage.raw import content_hash, null_counts, write_raw_shards
+from astro_assets.storage.raw import content_hash, write_raw
 
 
 def raw_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -44,12 +44,11 @@ def raw_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefi
         hashes: dict[dt.date, str] = {}
 
         def write_day(day: dt.date, staging: Path) -> DayResult:
-            table = keyword_source.keyword_report(day)
-            write_raw_shards(staging, table)
+            rows, nulls = write_raw(staging, keyword_source.report_day(day))
             hashes[day] = content_hash(staging)
             return DayResult(
-                table.num_rows,
-                counts={f"nulls/{c}": n for c, n in null_counts(table).items()},
+                rows,
+                counts={f"nulls/{c}": n for c, n in nulls.items()},
                 details={"content_sha256": hashes[day]},
             )
 
