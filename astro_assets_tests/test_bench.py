@@ -46,7 +46,7 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
 def test_keeps_its_keys_and_adds_the_spreads(bench):
     figures, printed = bench
     assert set(KEPT_KEYS) <= set(figures)
-    assert figures["keywords"] == KEYWORDS and figures["repeats"] == REPEATS
+    assert figures["keywords"] == figures["reference_keywords"] == KEYWORDS and figures["repeats"] == REPEATS
     assert set(figures["stages"]) == {"raw", "preprocessed", "predictions", "bids"}
     assert [c["keywords"] for c in figures["cycles"]] == [KEYWORDS]
     assert figures["failed_checks"] == []
@@ -155,3 +155,23 @@ def test_the_cycles_alone_print_without_the_references(bench):
     printed = table(alone)
     assert "not measured (--repeats 0)" in printed and "rows/s" not in printed
     assert f"{KEYWORDS:,}" in printed and "PSS peak by step" in printed
+
+
+def test_the_references_are_measured_at_the_largest_size_up_to_ten_million():
+    from astro_assets.cli.bench import reference_size
+
+    assert reference_size([10_000_000, 100_000_000], 10_000_000) == 10_000_000
+    assert reference_size([1_000_000, 10_000_000], 10_000_000) == 10_000_000
+    assert reference_size([2_000], 10_000_000) == 2_000
+    assert reference_size([20_000_000, 100_000_000], 10_000_000) == 20_000_000  # none is small enough
+
+
+def test_disk_counts_a_hard_linked_file_once(tmp_path):
+    """The bid file's changes files are hard links where a whole campaign group changed: the disk they take
+    is their bids files'."""
+    from astro_assets.stages.benchmark import disk_bytes
+
+    (tmp_path / "bids.csv").write_bytes(b"x" * 1000)
+    (tmp_path / "other.csv").write_bytes(b"y" * 10)
+    (tmp_path / "changes.csv").hardlink_to(tmp_path / "bids.csv")
+    assert disk_bytes(tmp_path) == 1010

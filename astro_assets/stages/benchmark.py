@@ -20,8 +20,10 @@ from astro_assets.storage import PREPROCESSED_FEATURES, DataLayout
 
 
 def disk_bytes(folder: Path) -> int:
-    """Bytes of the files under ``folder``."""
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    """Bytes of the files under ``folder``, a file with several names (a hard link: the bid file's
+    ``changes-…`` files where a whole campaign group changed) counted once: the disk it takes."""
+    sizes = {(s.st_dev, s.st_ino): s.st_size for s in (p.stat() for p in folder.rglob("*") if p.is_file())}
+    return sum(sizes.values())
 
 
 # -- the measured paths ---------------------------------------------------------------------------
