@@ -171,7 +171,7 @@ BREAKS = [
         "negative clicks",
         RAW_FEATURES,
         raw_asset,
-        "write_raw_shards",
+        "write_raw",
         negative_clicks,
         "raw_features_metrics_are_consistent",
         "negative_clicks=1",
@@ -180,7 +180,7 @@ BREAKS = [
         "clicks above impressions",
         RAW_FEATURES,
         raw_asset,
-        "write_raw_shards",
+        "write_raw",
         clicks_above_impressions,
         "raw_features_metrics_are_consistent",
         "clicks_above_impressions=1",
@@ -189,7 +189,7 @@ BREAKS = [
         "a keyword twice in raw",
         RAW_FEATURES,
         raw_asset,
-        "write_raw_shards",
+        "write_raw",
         duplicate_keyword_row,
         "raw_features_metrics_are_consistent",
         "duplicate_keywords=1",
@@ -324,14 +324,14 @@ def test_a_failing_blocking_check_publishes_nothing_and_the_next_good_run_does(
 def test_downstream_assets_do_not_run_after_a_blocked_partition(published, monkeypatch):
     """Blocking stays visible the Dagster way: the assets after a blocked one are not materialised."""
     _, layout, defs = published
-    real = raw_asset.write_raw_shards
+    real = raw_asset.write_raw
 
     def broken(folder, table):
         rows = real(folder, table)
         negative_clicks(folder)
         return rows
 
-    monkeypatch.setattr(raw_asset, "write_raw_shards", broken)
+    monkeypatch.setattr(raw_asset, "write_raw", broken)
     before = _snapshot(layout.partition_dir(PREPROCESSED_FEATURES, DAY))
     with dg.instance_for_test() as instance:
         result = dg.materialize(
@@ -351,7 +351,7 @@ def test_warnings_do_not_block_and_are_counted(published, monkeypatch):
     """Conversions above clicks happen in real accounts ("every" conversion): counted, shown as a
     warning when frequent, never a reason to hold the day back."""
     _, layout, defs = published
-    real = raw_asset.write_raw_shards
+    real = raw_asset.write_raw
 
     def many_conversions(folder, table):
         rows = real(folder, table)
@@ -366,7 +366,7 @@ def test_warnings_do_not_block_and_are_counted(published, monkeypatch):
             )
         return rows
 
-    monkeypatch.setattr(raw_asset, "write_raw_shards", many_conversions)
+    monkeypatch.setattr(raw_asset, "write_raw", many_conversions)
     with dg.instance_for_test() as instance:
         result = _materialize(defs, instance, RAW_FEATURES)
     assert result.success
