@@ -226,8 +226,3 @@ def spill_groups(layout: DataLayout, day: dt.date, groups: CampaignGroups, scrat
         finally:
             statuses.close()
     return SpilledDay(groups, keywords, statuses, schema)
-
-
-def read_range(path: Path, columns: list[str] | None, groups: CampaignGroups, group: int) -> pa.Table:
-    """The rows of a published Parquet table (ordered by campaign) in the group's campaign range."""
-    return pq.read_table(path, columns=columns, filters=groups.filters(group))
