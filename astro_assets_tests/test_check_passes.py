@@ -20,7 +20,14 @@ import pytest
 from astro_assets.core import audit
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.core.calendar import lag_window
-from astro_assets.core.features import FEATURE_VECTOR_LENGTH, FEATURES, KEYWORD_ATTRIBUTES, LAGS, N_FEATURES
+from astro_assets.core.features import (
+    FEATURE_VECTOR_LENGTH,
+    FEATURES,
+    KEYWORD_ATTRIBUTES,
+    LAGS,
+    N_FEATURES,
+    features_column,
+)
 from astro_assets.sources import synthetic
 from astro_assets.stages import audits
 from astro_assets.stages import validation as v
@@ -178,9 +185,15 @@ def test_predictions_not_stored_by_shard_are_joined_in_spark(spark, copy):
     assert totals == v._joined_in_spark(inputs) and totals["keywords_without_row"] == 0
 
 
-def _features(values: pa.Array) -> pa.Table:
+def _features(values: np.ndarray, kind: pa.DataType | None) -> pa.Table:
+    """A preprocessed table of ``values``: its features column as written (``kind`` None:
+    ``features.FEATURES_TYPE``) or as a ``list<kind>`` (partitions written before it)."""
     rows = len(values) // FEATURE_VECTOR_LENGTH
-    arrays = pa.ListArray.from_arrays(pa.array(np.arange(rows + 1) * FEATURE_VECTOR_LENGTH, pa.int32()), values)
+    if kind is None:
+        arrays = features_column(values.reshape(rows, FEATURE_VECTOR_LENGTH))
+    else:
+        offsets = pa.array(np.arange(rows + 1) * FEATURE_VECTOR_LENGTH, pa.int32())
+        arrays = pa.ListArray.from_arrays(offsets, pa.array(values, kind))
     return pa.table(
         {
             **{name: pa.array(np.arange(rows), pa.int64()) for name in ("ad_group_id", "keyword_id", "campaign_id")},
@@ -192,7 +205,7 @@ def _features(values: pa.Array) -> pa.Table:
     )
 
 
-@pytest.mark.parametrize("kind", [pa.float32(), pa.float64()])
+@pytest.mark.parametrize("kind", [None, pa.float32(), pa.float64()], ids=["binary", "list_float", "list_double"])
 def test_full_feature_arrays_count_as_array_by_array_does(tmp_path, kind):
     """Whole (days × features) blocks and value-by-value counting agree: the same values are counted
     as blocks, and value by value once a null array joins their batch."""
@@ -204,7 +217,7 @@ def test_full_feature_arrays_count_as_array_by_array_does(tmp_path, kind):
     values[broken[:20]] = upper[broken[:20]] + 0.5
     values[broken[20:40]] = lower[broken[20:40]] - 0.5
     values[broken[40:]] = np.nan
-    table = _features(pa.array(values, kind))
+    table = _features(values, kind)
     column = table.schema.get_field_index("features")
     null_array = table.slice(0, 1).set_column(column, "features", pa.nulls(1, table["features"].type))
     counts = []

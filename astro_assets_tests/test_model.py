@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from astro_assets.core import scoring
-from astro_assets.core.features import FEATURE_NAMES, LAGS, N_FEATURES
+from astro_assets.core.features import FEATURE_NAMES, LAGS, N_FEATURES, features_column
 from astro_assets.model.baselines import GbdtParams, fit_gbdt, predict_gbdt
 from astro_assets.model.checkpoint import load_trained_model, model_version, save_trained_model
 from astro_assets.model.datasets import TrainingSet
@@ -102,18 +102,23 @@ def test_onnx_matches_torch_and_describes_itself(exported):
     assert np.allclose(scaler["mean"], model.mean.numpy()) and np.allclose(scaler["std"], model.std.numpy())
 
 
-def test_executor_scoring_matches_torch(exported):
+@pytest.mark.parametrize("encoding", ["binary", "list"])
+def test_executor_scoring_matches_torch(exported, encoding):
+    """The features as preprocessing writes them (``features.FEATURES_TYPE``) and as partitions written
+    before it hold them (``list<float>``) score the same as torch, over more rows than one
+    ``session.run`` takes (``scoring.ORT_RUN_ROWS``): every slice lands on its own rows."""
     model, _, onnx_bytes, data = exported
-    rows = 300
+    rows = 2 * scoring.ORT_RUN_ROWS + 345
+    inputs = np.resize(data.features, (rows, LAGS, N_FEATURES))  # the toy set repeated
+    if encoding == "binary":
+        features = features_column(inputs)
+    else:
+        features = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES, dtype=np.int32)),
+            pa.array(inputs.reshape(-1)),
+        )
     batch = pa.RecordBatch.from_arrays(
-        [
-            pa.array(np.full(rows, 7, dtype=np.int64)),
-            pa.array(np.arange(rows, dtype=np.int64)),
-            pa.ListArray.from_arrays(
-                pa.array(np.arange(0, (rows + 1) * LAGS * N_FEATURES, LAGS * N_FEATURES, dtype=np.int32)),
-                pa.array(data.features[:rows].reshape(-1)),
-            ),
-        ],
+        [pa.array(np.full(rows, 7, dtype=np.int64)), pa.array(np.arange(rows, dtype=np.int64)), features],
         names=["ad_group_id", "keyword_id", "features"],
     )
     digest = hashlib.sha256(onnx_bytes).hexdigest()
@@ -121,7 +126,7 @@ def test_executor_scoring_matches_torch(exported):
     scored = out[0].column("predicted_value_per_click").to_numpy()
     assert out[0].column("keyword_id").to_pylist() == list(range(rows))
     assert out[0].column("ad_group_id").to_pylist() == [7] * rows
-    assert np.max(np.abs(scored - predict(model, data.features[:rows]))) <= PARITY_TOLERANCE
+    assert np.max(np.abs(scored - predict(model, inputs))) <= PARITY_TOLERANCE
     assert scoring.onnx_session(onnx_bytes, digest) is scoring.onnx_session(onnx_bytes, digest)  # once per worker
 
 

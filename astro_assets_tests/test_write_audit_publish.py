@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from astro_assets.core.calendar import lag_window
-from astro_assets.core.features import LAGS
+from astro_assets.core.features import FEATURE_VECTOR_LENGTH, LAGS, feature_rows, features_column
 from astro_assets.defs import build_definitions
 from astro_assets.defs.assets import features as features_asset
 from astro_assets.defs.assets import predictions as predictions_asset
@@ -131,11 +131,9 @@ def null_feature_array(folder: Path) -> None:
 def nan_feature_value(folder: Path) -> None:
     def edit(table: pa.Table) -> pa.Table:
         column = table.schema.get_field_index("features")
-        arrays = table.column(column).combine_chunks()
-        values = arrays.values.to_numpy(zero_copy_only=False).copy()
-        values[7] = np.nan
-        rebuilt = pa.ListArray.from_arrays(arrays.offsets, pa.array(values, pa.float32()))
-        return table.set_column(column, "features", rebuilt)
+        values = feature_rows(table.column(column), FEATURE_VECTOR_LENGTH).copy()
+        values[0, 7] = np.nan
+        return table.set_column(column, "features", features_column(values))
 
     _rewrite(_first_parquet(folder), edit)
 
@@ -146,10 +144,9 @@ def out_of_range_feature(folder: Path) -> None:
 
     def edit(table: pa.Table) -> pa.Table:
         column = table.schema.get_field_index("features")
-        arrays = table.column(column).combine_chunks()
-        values = arrays.values.to_numpy(zero_copy_only=False).copy()
-        values[5] = 3.0  # feature 5 of day 0 of the first keyword: ctr
-        return table.set_column(column, "features", pa.ListArray.from_arrays(arrays.offsets, pa.array(values)))
+        values = feature_rows(table.column(column), FEATURE_VECTOR_LENGTH).copy()
+        values[0, 5] = 3.0  # feature 5 of day 0 of the first keyword: ctr
+        return table.set_column(column, "features", features_column(values))
 
     _rewrite(_first_parquet(folder), edit)
 

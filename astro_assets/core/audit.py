@@ -22,12 +22,14 @@ import pyarrow.parquet as pq
 from astro_assets.core.bid_rule import PAUSED
 from astro_assets.core.editor import EDITOR_MATCH_TYPES, EDITOR_STATUSES, read_editor_file
 from astro_assets.core.features import (
+    FEATURE_DTYPE,
     FEATURE_VECTOR_LENGTH,
     FEATURES,
     KEYWORD_ATTRIBUTES,
     KEYWORD_PAIR,
     N_FEATURES,
     RAW_COLUMNS,
+    feature_rows,
 )
 from astro_assets.core.lagging import keyword_shard
 
@@ -147,15 +149,29 @@ _LOWER = np.array([f.lower for f in FEATURES])
 _UPPER = np.array([f.upper for f in FEATURES])
 
 
-def _feature_values(arrays: pa.ListArray, lengths: np.ndarray) -> tuple[int, np.ndarray]:
+def _feature_arrays(arrays: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The values of a batch's feature arrays, flat in row order (null values as NaN), and each row's
+    array length (0 for a null array): the ``features`` column as written (``features.FEATURES_TYPE``:
+    fixed-size binary of float32) or as written before it (``list<float>``)."""
+    valid = arrays.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_fixed_size_binary(arrays.type):
+        width = arrays.type.byte_width // FEATURE_DTYPE.itemsize
+        if arrays.type.byte_width % FEATURE_DTYPE.itemsize:  # not float32 values: no value to check
+            return np.zeros(0), np.where(valid, -1, 0)
+        present = pc.drop_null(arrays)
+        return feature_rows(present, width).reshape(-1), np.where(valid, width, 0)
+    lengths = pc.fill_null(pc.list_value_length(arrays), 0).to_numpy().astype(np.int64)
+    return pc.list_flatten(arrays).to_numpy(zero_copy_only=False), lengths  # null values -> NaN
+
+
+def _feature_values(values: np.ndarray, lengths: np.ndarray) -> tuple[int, np.ndarray]:
     """Values that are null or NaN, and per feature the values outside the feature's range, of a
-    batch's feature arrays. Full arrays (every one ``FEATURE_VECTOR_LENGTH`` long: the stage writes
-    nothing else) are compared as one (rows × days, features) block in their own float type, and
-    counted per feature only if some value is not within its range; any other batch value by value,
-    each value's feature from its position in its array."""
-    values = pc.list_flatten(arrays)
-    if arrays.null_count == 0 and (lengths == FEATURE_VECTOR_LENGTH).all():
-        block = values.to_numpy(zero_copy_only=False).reshape(-1, N_FEATURES)  # nulls -> NaN
+    batch's feature arrays (``_feature_arrays``). Full arrays (every one ``FEATURE_VECTOR_LENGTH``
+    long: the stage writes nothing else) are compared as one (rows × days, features) block in their
+    own float type, and counted per feature only if some value is not within its range; any other
+    batch value by value, each value's feature from its position in its array."""
+    if (lengths == FEATURE_VECTOR_LENGTH).all():
+        block = values.reshape(-1, N_FEATURES)
         if (
             block.dtype.kind == "f"
             and np.array_equal(_LOWER.astype(block.dtype), _LOWER)
@@ -169,7 +185,8 @@ def _feature_values(arrays: pa.ListArray, lengths: np.ndarray) -> tuple[int, np.
             return 0, np.zeros(N_FEATURES, dtype=np.int64)
         missing = np.isnan(block)
         return int(missing.sum()), (~within & ~missing).sum(axis=0)
-    flat = values.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    lengths = np.maximum(lengths, 0)
+    flat = values.astype(np.float64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     feature = (np.arange(len(flat)) - np.repeat(starts, lengths)) % N_FEATURES
     outside = (flat < _LOWER[feature]) | (flat > _UPPER[feature])  # NaN compares false: counted as missing
@@ -192,10 +209,10 @@ def audit_features_file(path: str, shards: int = 1) -> Totals:
         for name in ("keyword_id", *KEYWORD_ATTRIBUTES):
             _add(totals, "missing_keyword_attributes", batch.column(batch.schema.get_field_index(name)).null_count)
         arrays = batch.column(batch.schema.get_field_index("features"))
-        lengths = pc.fill_null(pc.list_value_length(arrays), 0).to_numpy().astype(np.int64)
+        values, lengths = _feature_arrays(arrays)
         _add(totals, "missing_feature_arrays", arrays.null_count)
         _add(totals, "wrong_length_feature_arrays", ((lengths != FEATURE_VECTOR_LENGTH) & arrays.is_valid()).sum())
-        missing, outside = _feature_values(arrays, lengths)
+        missing, outside = _feature_values(values, lengths)
         _add(totals, "missing_feature_values", missing)
         for i, count in enumerate(outside):
             _add(totals, f"out_of_range_{FEATURES[i].name}", count)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 #: Days of history per keyword fed to the model (the lag window, day D-T+1 .. D).
@@ -44,6 +45,52 @@ FEATURES: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
 FEATURE_VECTOR_LENGTH = LAGS * N_FEATURES
+
+#: How a keyword's T×F features are stored in ``preprocessed_features``: float32, little-endian,
+#: day-major, as one fixed-size binary value (Parquet FIXED_LEN_BYTE_ARRAY, written with lz4 and no
+#: dictionary: ``lagging.PREPROCESSED_WRITE_OPTIONS``). Reading it is a copy; the ``list<float>`` the
+#: partitions had before decodes a repetition and a definition level per value, and took ~25 % of a
+#: shard's scoring time (README "Benchmark"). Partitions written as ``list<float>`` are still read.
+FEATURE_DTYPE = np.dtype("<f4")
+FEATURES_TYPE = pa.binary(FEATURE_VECTOR_LENGTH * FEATURE_DTYPE.itemsize)
+
+
+def features_column(matrix: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """A [rows, T, F] (or [rows, T×F]) array as the ``features`` column (``FEATURES_TYPE``)."""
+    values = np.ascontiguousarray(matrix, dtype=FEATURE_DTYPE)
+    if values.size != len(values) * FEATURE_VECTOR_LENGTH:
+        raise ValueError(f"{values.shape[1:]} values per row; the features column holds {FEATURE_VECTOR_LENGTH}")
+    return pa.FixedSizeBinaryArray.from_buffers(FEATURES_TYPE, len(values), [None, pa.py_buffer(values)])
+
+
+def feature_rows(values: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
+    """The ``features`` column as a [rows, width] float32 array: a fixed-size binary column is viewed
+    in place (a copy for a chunked or sliced one), a ``list<float>`` one (partitions written before
+    ``FEATURES_TYPE``) flattened. Raises ``ValueError`` on a null array or a row of another length."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        raise ValueError(f"features column has {values.null_count} null arrays")
+    if pa.types.is_fixed_size_binary(values.type):
+        if values.type.byte_width != width * FEATURE_DTYPE.itemsize:
+            raise ValueError(
+                f"features column holds {values.type.byte_width // FEATURE_DTYPE.itemsize} values per row; "
+                f"{width} expected"
+            )
+        flat = np.frombuffer(
+            values.buffers()[1],
+            dtype=FEATURE_DTYPE,
+            count=len(values) * width,
+            offset=values.offset * values.type.byte_width,
+        )
+    else:
+        flat = values.flatten().to_numpy(zero_copy_only=False)
+        if flat.size != len(values) * width:
+            raise ValueError(
+                f"features column holds {flat.size} values for {len(values)} rows; {width} expected per row"
+            )
+    return flat.astype(np.float32, copy=False).reshape(len(values), width)
+
 
 #: Value used for a missing search impression share: Google reports "< 10%" for low shares.
 MISSING_IMPRESSION_SHARE = 0.05

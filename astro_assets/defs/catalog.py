@@ -105,7 +105,10 @@ CATALOG: dict[str, CatalogEntry] = {
 
 
 def _features_description() -> str:
-    return f"[T={LAGS}] x [F={len(FEATURE_NAMES)}] float32, day-major: {', '.join(FEATURE_NAMES)}"
+    return (
+        f"[T={LAGS}] x [F={len(FEATURE_NAMES)}] float32 little-endian, day-major, one fixed-size binary value "
+        f"(core.features.FEATURES_TYPE): {', '.join(FEATURE_NAMES)}"
+    )
 
 
 #: Dagster's metadata key for an asset's columns (``TableMetadataSet.column_schema``), shown in the catalog.

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from astro_assets.core.features import LAGS, N_FEATURES
+from astro_assets.core.features import FEATURE_DTYPE, LAGS, N_FEATURES
 from astro_assets.model.datasets import features_array
 from astro_assets.stages.predict import score_day
 from astro_assets.storage import PREPROCESSED_FEATURES, DataLayout
@@ -63,13 +63,14 @@ def predict_batch_udf_rate(
         session = ort.InferenceSession(model.value, options, providers=["CPUExecutionProvider"])
 
         def predict(inputs: np.ndarray) -> np.ndarray:
-            return session.run(None, {"features": inputs.reshape(-1, LAGS, N_FEATURES).astype(np.float32)})[0]
+            # Spark hands the binary features column (features.FEATURES_TYPE) over as bytes objects:
+            # one join and one view make the batch's [rows, T, F] array.
+            features = np.frombuffer(b"".join(inputs), dtype=FEATURE_DTYPE).reshape(-1, LAGS, N_FEATURES)
+            return session.run(None, {"features": features})[0]
 
         return predict
 
-    udf = predict_batch_udf(
-        make_predict_fn, return_type=FloatType(), batch_size=batch_rows, input_tensor_shapes=[[LAGS * N_FEATURES]]
-    )
+    udf = predict_batch_udf(make_predict_fn, return_type=FloatType(), batch_size=batch_rows)
     frame = spark.read.parquet(str(layout.require_published(PREPROCESSED_FEATURES, day)))
     rows = frame.count()
     out = scratch / "udf_predictions"
@@ -94,7 +95,7 @@ def naive_rate(
         import onnxruntime as ort
 
         session = ort.InferenceSession(model.value, providers=["CPUExecutionProvider"])
-        features = np.asarray(row.features, dtype=np.float32).reshape(1, LAGS, N_FEATURES)
+        features = np.frombuffer(row.features, dtype=FEATURE_DTYPE).reshape(1, LAGS, N_FEATURES)
         return row.keyword_id, float(session.run(None, {"features": features})[0][0])
 
     features = spark.read.parquet(str(layout.require_published(PREPROCESSED_FEATURES, day)))
