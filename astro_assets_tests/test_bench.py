@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 KEYWORDS = 2_000
 REPEATS = 3
+CYCLES = 2
 NAIVE_ROWS = 30
 BOUND_BATCHES = (500, 1_000)
 #: The keys the bench's JSON always had (README, issue 16): kept, with the same meaning.
@@ -37,7 +38,7 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     command = [sys.executable, "-m", "astro_assets.cli.bench", "--keywords", str(KEYWORDS), "--repeats", str(REPEATS)]
     command += ["--naive-rows", str(NAIVE_ROWS), "--bound-batches", ",".join(map(str, BOUND_BATCHES))]
-    command += ["--json", str(out)]
+    command += ["--cycles", str(CYCLES), "--json", str(out)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return json.loads(out.read_text()), run.stdout
@@ -48,8 +49,14 @@ def test_keeps_its_keys_and_adds_the_spreads(bench):
     assert set(KEPT_KEYS) <= set(figures)
     assert figures["keywords"] == figures["reference_keywords"] == KEYWORDS and figures["repeats"] == REPEATS
     assert set(figures["stages"]) == {"raw", "preprocessed", "predictions", "bids"}
-    assert [c["keywords"] for c in figures["cycles"]] == [KEYWORDS]
+    assert [(c["keywords"], c["repetition"]) for c in figures["cycles"]] == [(KEYWORDS, 1), (KEYWORDS, 2)]
     assert figures["failed_checks"] == []
+    # each cycle starts from the history alone: the same keywords scored, every check passing
+    assert len({c["rows"] for c in figures["cycles"]}) == 1 and not any(c["failed_checks"] for c in figures["cycles"])
+    times = [c["cycle_seconds"] for c in figures["cycles"]]
+    assert figures["cycle_seconds_samples"] == times and figures["cycle_seconds_min"] == min(times)
+    assert figures["cycle_seconds"] == pytest.approx(sum(times) / 2, abs=0.01)
+    assert figures["peak_rss_bytes"] == max(c["peak_rss_bytes"] for c in figures["cycles"])
     for key in RATES:
         samples = figures[f"{key}_samples"]
         assert len(samples) == REPEATS and all(s > 0 for s in samples), key
@@ -155,6 +162,54 @@ def test_the_cycles_alone_print_without_the_references(bench):
     printed = table(alone)
     assert "not measured (--repeats 0)" in printed and "rows/s" not in printed
     assert f"{KEYWORDS:,}" in printed and "PSS peak by step" in printed
+
+
+def _cycle(keywords: int, repetition: int, seconds: float, peak: int, failed: list[str]) -> dict:
+    stages = {"raw": seconds / 10, "preprocessed": seconds / 4, "predictions": seconds / 5, "bids": seconds / 6}
+    return {
+        "keywords": keywords,
+        "repetition": repetition,
+        "cycle_seconds": seconds,
+        "stages": stages,
+        "checks_seconds": seconds / 8,
+        "failed_checks": failed,
+        "predict_rows_per_s": keywords / seconds,
+        "rows": keywords,
+        "peak_rss_bytes": peak,
+        "stage_peak_rss_bytes": {"raw": peak // seconds},  # tells which cycle it came from
+        "peak_resident_sum_bytes": peak,
+        "memory_samples": 10,
+        "memory_sample_longest_gap_s": seconds / 100,
+        "history_seconds": 5.0,
+        "history_peak_rss_bytes": 7,
+        "disk_bytes_per_keyword_day": {"total": seconds},
+    }
+
+
+def test_repeated_cycles_report_the_median_and_their_spread():
+    """``--cycles 3`` at two sizes: the largest size's figures are the medians of its three cycles (per
+    stage too), its highest peak and every check failed in any; memory by step and disk from its cycle of
+    median time; the ratio of sizes is of the medians."""
+    from astro_assets.cli.bench import bench_figures, table
+
+    cycles = [_cycle(1_000, r, s, 100, []) for r, s in enumerate((10.0, 14.0, 12.0), 1)]
+    cycles += [
+        _cycle(10_000, 1, 80.0, 300, []),
+        _cycle(10_000, 2, 100.0, 500, ["a_check"]),
+        _cycle(10_000, 3, 90.0, 400, []),
+    ]
+    f = bench_figures(0, {}, cycles, 0)
+    assert f["keywords"] == 10_000 and f["cycles"] == cycles
+    assert f["cycle_seconds"] == 90.0 and (f["cycle_seconds_min"], f["cycle_seconds_max"]) == (80.0, 100.0)
+    assert f["cycle_seconds_samples"] == [80.0, 100.0, 90.0]
+    assert f["stages"] == {"raw": 9.0, "preprocessed": 22.5, "predictions": 18.0, "bids": 15.0}
+    assert f["stage_seconds_spread"]["raw"]["samples"] == [8.0, 10.0, 9.0]
+    assert f["peak_rss_bytes"] == 500 and f["peak_rss_bytes_samples"] == [300, 500, 400]
+    assert f["failed_checks"] == ["a_check"]
+    assert f["stage_peak_rss_bytes"] == {"raw": 400 // 90.0} and f["disk_bytes_per_keyword_day"] == {"total": 90.0}
+    printed = table(f)
+    assert "10,000 #3" in printed and "cycle of 10,000: median 90.0 s of 3 (80.0 – 100.0)" in printed
+    assert "cycle 10,000 / 1,000 (medians): 7.50× for 10× the keywords" in printed
 
 
 def test_the_references_are_measured_at_the_largest_size_up_to_ten_million():

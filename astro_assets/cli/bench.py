@@ -15,7 +15,8 @@ interleaved (the order rotates every repetition, so no path always runs first or
 Prints a table of medians with their min–max; ``--json PATH`` writes the figures with every sample.
 ``--keywords 10000000,100000000`` runs the cycle for each size (linearity) and the references on the largest
 size up to ``--reference-keywords`` (10M), right after its cycle; each size's data is removed once done
-(unless ``--data-dir``). ``--repeats 0`` runs the cycles alone.
+(unless ``--data-dir``). ``--repeats 0`` runs the cycles alone. ``--cycles N`` runs each size's daily cycle
+N times on the same history, each from nothing: the figures are their medians with min, max and samples.
 """
 
 import argparse
@@ -24,6 +25,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -110,9 +112,33 @@ def step_peaks(instance, run_id: str, memory: PeakMemory) -> dict[str, int]:
     }
 
 
-def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, history_workers: int, log) -> dict:
-    """History for ``day`` (not timed), then the daily cycle of ``day`` through Dagster (timed), each
-    with its own memory sampler."""
+def run_cycles(
+    keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, history_workers: int, log, repeats: int = 1
+) -> list[dict]:
+    """History for ``day`` (not timed), then the daily cycle of ``day`` through Dagster (timed)
+    ``repeats`` times on that history, each from nothing (the day's partitions removed before it) and
+    with its own memory sampler; one dict per cycle."""
+    from astro_assets.storage import DataLayout
+
+    layout = DataLayout(data_dir)
+    with PeakMemory() as history_memory:
+        history_seconds = write_history(data_dir, day, keywords, history_workers)
+    layout.onnx_dir().mkdir(parents=True, exist_ok=True)
+    layout.onnx_model().write_bytes(model_bytes)
+    log(f"bench: {keywords:,} keywords, history in {history_seconds:.0f} s ({history_workers} processes)")
+    history = {"history_seconds": round(history_seconds, 2), "history_peak_rss_bytes": history_memory.peak}
+    cycles = []
+    for repetition in range(1, repeats + 1):
+        for asset in CYCLE_STAGES:  # a repetition starts where the first did: only the history there
+            shutil.rmtree(layout.partition_dir(asset, day), ignore_errors=True)
+        cycle = run_cycle(keywords, day, data_dir, log)
+        cycles.append({**cycle, "repetition": repetition, **history})
+    return cycles
+
+
+def run_cycle(keywords: int, day: dt.date, data_dir: Path, log) -> dict:
+    """The daily cycle of ``day`` through Dagster, timed, with its own memory sampler (the history and
+    the model are in ``data_dir``)."""
     import dagster as dg
 
     from astro_assets.defs import build_definitions
@@ -123,12 +149,6 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, h
     from astro_assets.storage import DataLayout
 
     layout = DataLayout(data_dir)
-    with PeakMemory() as history_memory:
-        history_seconds = write_history(data_dir, day, keywords, history_workers)
-    layout.onnx_dir().mkdir(parents=True, exist_ok=True)
-    layout.onnx_model().write_bytes(model_bytes)
-    log(f"bench: {keywords:,} keywords, history in {history_seconds:.0f} s ({history_workers} processes)")
-
     defs = build_definitions(load_settings())
     resources = {
         **defs.resources,
@@ -183,8 +203,6 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, model_bytes: bytes, h
         "peak_resident_sum_bytes": memory.peak_resident,
         "memory_samples": memory.samples,
         "memory_sample_longest_gap_s": round(memory.longest_gap, 3),
-        "history_seconds": round(history_seconds, 2),
-        "history_peak_rss_bytes": history_memory.peak,
         "disk_bytes_per_keyword_day": {
             **{k: round(v, 1) for k, v in disk.items()},
             "total": round(sum(disk.values()), 1),
@@ -275,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=3, help="interleaved repetitions of every path (0: the cycles alone)"
     )
+    parser.add_argument(
+        "--cycles", type=int, default=1, help="daily cycles per size on the same history (median, min and max)"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--data-dir", help="keep the data here (default: a temporary folder, removed)")
     parser.add_argument("--naive-rows", type=int, default=300, help="rows the naive way scores per repetition")
@@ -295,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 0:
         parser.error("--repeats must be 0 or more")
+    if args.cycles < 1:
+        parser.error("--cycles must be 1 or more")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     day = dt.date(2026, 3, 20)
@@ -308,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         measured, reference_peak = {}, 0
         reference = reference_size(args.keywords, args.reference_keywords)
         for n in args.keywords:
-            cycles.append(run_cycle(n, day, root / str(n), model_bytes, args.history_workers, log))
+            cycles += run_cycles(n, day, root / str(n), model_bytes, args.history_workers, log, args.cycles)
             if args.repeats and n == reference:
                 with PeakMemory() as reference_memory:
                     samples = measure_paths(DataLayout(root / str(n)), day, model_bytes, root, args, log)
@@ -332,24 +355,32 @@ def reference_size(sizes: list[int], at_most: int) -> int:
 
 
 def bench_figures(repeats: int, measured: dict, cycles: list[dict], reference_peak: int) -> dict:
-    largest = cycles[-1]
+    """The figures of the largest size: with several cycles of it (``--cycles``), the median of their
+    times (per stage too) with min, max and samples, the highest of their peaks, every check that failed
+    in any; the rest (memory by step, disk) from its cycle of median time. ``cycles`` keeps every cycle."""
+    from astro_assets.model.throughput import spread
+
+    runs = [c for c in cycles if c["keywords"] == cycles[-1]["keywords"]]
+    middle = sorted(runs, key=lambda c: c["cycle_seconds"])[(len(runs) - 1) // 2]
     return {
-        "keywords": largest["keywords"],
+        "keywords": middle["keywords"],
         "repeats": repeats,
         **measured,
-        "cycle_predict_rows_per_s": round(largest["predict_rows_per_s"]),
-        "stages": largest["stages"],
-        "checks_seconds": largest["checks_seconds"],
-        "cycle_seconds": largest["cycle_seconds"],
-        "failed_checks": largest["failed_checks"],
-        "peak_rss_bytes": largest["peak_rss_bytes"],
-        "stage_peak_rss_bytes": largest["stage_peak_rss_bytes"],
-        "peak_resident_sum_bytes": largest["peak_resident_sum_bytes"],
-        "memory_sample_longest_gap_s": largest["memory_sample_longest_gap_s"],
+        "cycle_predict_rows_per_s": round(middle["predict_rows_per_s"]),
+        "stages": {k: round(statistics.median(c["stages"][k] for c in runs), 2) for k in middle["stages"]},
+        "stage_seconds_spread": {k: spread([c["stages"][k] for c in runs]) for k in middle["stages"]},
+        "checks_seconds": round(statistics.median(c["checks_seconds"] for c in runs), 2),
+        **_flat("cycle_seconds", rounded(spread([c["cycle_seconds"] for c in runs]), 2)),
+        "failed_checks": sorted({name for c in runs for name in c["failed_checks"]}),
+        "peak_rss_bytes": max(c["peak_rss_bytes"] for c in runs),
+        "peak_rss_bytes_samples": [c["peak_rss_bytes"] for c in runs],
+        "stage_peak_rss_bytes": middle["stage_peak_rss_bytes"],
+        "peak_resident_sum_bytes": max(c["peak_resident_sum_bytes"] for c in runs),
+        "memory_sample_longest_gap_s": max(c["memory_sample_longest_gap_s"] for c in runs),
         "reference_peak_rss_bytes": reference_peak,
-        "history_seconds": largest["history_seconds"],
-        "history_peak_rss_bytes": largest["history_peak_rss_bytes"],
-        "disk_bytes_per_keyword_day": largest["disk_bytes_per_keyword_day"],
+        "history_seconds": middle["history_seconds"],
+        "history_peak_rss_bytes": middle["history_peak_rss_bytes"],
+        "disk_bytes_per_keyword_day": middle["disk_bytes_per_keyword_day"],
         "cycles": cycles,
     }
 
@@ -387,18 +418,29 @@ def cycle_table(f: dict) -> list[str]:
     lines.append(
         f"{'cycle':<14}{'raw':>8}{'preproc':>9}{'predict':>9}{'bids':>8}{'checks':>8}{'total s':>9}{'peak GiB':>10}"
     )
+    repeated = any(c.get("repetition", 1) > 1 for c in f["cycles"])
     for c in f["cycles"]:
         s = c["stages"]
+        name = f"{c['keywords']:,}" + (f" #{c['repetition']}" if repeated else "")
         lines.append(
-            f"{c['keywords']:<14,}{s['raw']:>8.1f}{s['preprocessed']:>9.1f}{s['predictions']:>9.1f}"
+            f"{name:<14}{s['raw']:>8.1f}{s['preprocessed']:>9.1f}{s['predictions']:>9.1f}"
             f"{s['bids']:>8.1f}{c['checks_seconds']:>8.1f}{c['cycle_seconds']:>9.1f}{gib(c['peak_rss_bytes']):>7.2f}"
         )
-    first, last = f["cycles"][0], f["cycles"][-1]
-    if len(f["cycles"]) > 1:
-        times = last["cycle_seconds"] / first["cycle_seconds"]
+    seconds: dict[int, list[float]] = {}
+    for c in f["cycles"]:
+        seconds.setdefault(c["keywords"], []).append(c["cycle_seconds"])
+    if repeated:
+        for n, times in seconds.items():
+            lines.append(
+                f"cycle of {n:,}: median {statistics.median(times):.1f} s of {len(times)} "
+                f"({min(times):.1f} – {max(times):.1f})"
+            )
+    first, last = min(seconds), max(seconds)
+    if len(seconds) > 1:
+        times = statistics.median(seconds[last]) / statistics.median(seconds[first])
         lines.append(
-            f"cycle {last['keywords']:,} / {first['keywords']:,}: {times:.2f}× "
-            f"for {last['keywords'] / first['keywords']:.0f}× the keywords"
+            f"cycle {last:,} / {first:,}{' (medians)' if repeated else ''}: {times:.2f}× "
+            f"for {last / first:.0f}× the keywords"
         )
     disk = ", ".join(f"{k} {v:,.0f}" for k, v in f["disk_bytes_per_keyword_day"].items())
     lines.append(f"disk per keyword-day, bytes: {disk}")
