@@ -65,8 +65,8 @@ def features_column(matrix: np.ndarray) -> pa.FixedSizeBinaryArray:
 
 def feature_rows(values: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     """The ``features`` column as a [rows, width] float32 array: a fixed-size binary column is viewed
-    in place (a copy for a chunked or sliced one), a ``list<float>`` one (partitions written before
-    ``FEATURES_TYPE``) flattened. Raises ``ValueError`` on a null array or a row of another length."""
+    in place (read-only; a chunked column is combined first), a ``list<float>`` one (partitions written
+    before ``FEATURES_TYPE``) flattened. Raises ``ValueError`` on a null array or a row of another length."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if values.null_count:

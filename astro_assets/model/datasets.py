@@ -75,7 +75,8 @@ class TrainingWindow:
 
 
 def features_array(table: pa.Table, column: str = "features") -> np.ndarray:
-    """The list<float> feature column of a table as a [rows, T, F] float32 array."""
+    """The features column of a table (``features.FEATURES_TYPE``, or ``list<float>``) as a [rows, T, F]
+    float32 array."""
     return features_matrix(table.column(column), LAGS, N_FEATURES)
 
 
