@@ -62,8 +62,9 @@ def features_matrix(values: pa.Array | pa.ChunkedArray, lags: int, n_features: i
 
 
 #: Rows per ``session.run``. Batches are read ``batch_rows`` at a time (bounded memory, one row group
-#: per batch written) and scored in slices of this many rows: this GRU runs 5-15 % faster on 500-2,000
-#: rows a call than on 10,000 (the bench's bound sweep, README "Benchmark"), where its state fits in cache.
+#: per batch written) and scored in slices of this many rows: this GRU runs 8-12 % faster on 500-1,000
+#: rows a call than on 10,000 (the bench's bound sweep, 2026-11-27, README "Benchmark"); 1,000 was chosen on
+#: one shard of a 100k-keyword day, apart from the runs the README reports.
 ORT_RUN_ROWS = 1_000
 
 
