@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astro_assets.core.features import FEATURE_NAMES, LAGS, N_FEATURES
-from astro_assets.core.scoring import PREDICTION_SCHEMA, features_matrix
+from astro_assets.core.scoring import PREDICTION_SCHEMA, PREDICTION_WRITE_OPTIONS, features_matrix, prediction_batch
 
 #: Parquet schema-metadata key of the published table's scalars (κ, pausing evidence, outages...).
 POLICY_METADATA = b"astro.analyst"
@@ -295,7 +295,7 @@ def score_file(
     analyst = PublishedAnalyst.of(read_policy(policy))
     source = pq.ParquetFile(features_path)
     rows = 0
-    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA) as writer:
+    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA, **PREDICTION_WRITE_OPTIONS) as writer:
         for batch in source.iter_batches(
             batch_size=batch_rows, columns=["ad_group_id", "keyword_id", "campaign_id", "features"]
         ):
@@ -305,17 +305,7 @@ def score_file(
             values = analyst.values(
                 day, groups, batch.column(2).to_numpy(), features_matrix(batch.column(3), LAGS, N_FEATURES)
             )
-            writer.write_batch(
-                pa.RecordBatch.from_arrays(
-                    [
-                        batch.column(0),
-                        batch.column(1),
-                        pa.array(values.astype(np.float32)),
-                        pa.array([version] * batch.num_rows, type=pa.string()),
-                    ],
-                    schema=PREDICTION_SCHEMA,
-                )
-            )
+            writer.write_batch(prediction_batch(batch.column(0), batch.column(1), values.astype(np.float32), version))
             rows += batch.num_rows
     return rows
 

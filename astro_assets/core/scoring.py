@@ -1,9 +1,10 @@
 """What runs on the Spark executors: onnxruntime over Arrow batches.
 
-Imports only numpy, pyarrow, onnxruntime and ``core.features`` (no torch, no dagster), and is shipped
-to the executors by value with ``core.features``, so a cluster's workers need those three packages
+Imports only numpy, pyarrow, onnxruntime, ``core.features`` and ``core.worker`` (no torch, no dagster),
+and is shipped to the executors by value with those two, so a cluster's workers need those three packages
 and nothing else.
-The ONNX session is created once per Python worker and reused for every batch and task.
+The ONNX session is created once per Python worker (``core.worker.process_cache``) and reused for
+every batch and task.
 """
 
 import json
@@ -15,24 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astro_assets.core.features import feature_rows
-
-
-class _SessionCache(dict):
-    """The process's sessions by model digest. It travels (this module is pickled by value to the
-    executors) as an empty cache: a session cannot be pickled, and the driver's own sessions (from
-    scoring in-process) must not ride along."""
-
-    def __reduce__(self):
-        return (_SessionCache, ())
-
-
-_SESSIONS: _SessionCache = _SessionCache()
+from astro_assets.core.worker import process_cache
 
 
 def onnx_session(model_bytes: bytes, digest: str, threads: int = 1) -> ort.InferenceSession:
     """The worker's session for this model, created on first use (one intra-op thread per task:
     Spark already runs one task per core, more threads oversubscribe them)."""
-    session = _SESSIONS.get(digest)
+    sessions = process_cache("onnx_sessions")
+    session = sessions.get((digest, threads))
     if session is None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -40,8 +31,8 @@ def onnx_session(model_bytes: bytes, digest: str, threads: int = 1) -> ort.Infer
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
-        _SESSIONS.clear()  # one model per worker at a time
-        _SESSIONS[digest] = session
+        sessions.clear()  # one model per worker at a time
+        sessions[(digest, threads)] = session
     return session
 
 
@@ -105,6 +96,26 @@ PREDICTION_SCHEMA = pa.schema(
 )
 
 
+#: Predictions files keep a dictionary for the columns that repeat (ad group, model version) only:
+#: a keyword id or a predicted value is nearly unique, and a dictionary the writer fills and then
+#: abandons costs time and bytes (one shard of 164,772 keywords, 2026-11-27: 80 ms and 2.03 MB with
+#: the default, 35 ms and 1.46 MB with this).
+PREDICTION_WRITE_OPTIONS = {"use_dictionary": ["ad_group_id", "model_version"]}
+
+
+def prediction_batch(ad_group_ids: pa.Array, keyword_ids: pa.Array, values: np.ndarray, version: str) -> pa.RecordBatch:
+    """One batch of ``PREDICTION_SCHEMA``: the keywords, their predicted values per click, the version."""
+    return pa.RecordBatch.from_arrays(
+        [
+            ad_group_ids,
+            keyword_ids,
+            pa.array(values, pa.float32()),
+            pa.repeat(pa.scalar(version, pa.string()), len(values)),
+        ],
+        schema=PREDICTION_SCHEMA,
+    )
+
+
 def score_file(
     features_path: str, out_path: str, model_bytes: bytes, digest: str, version: str, batch_rows: int = 10_000
 ) -> int:
@@ -112,10 +123,9 @@ def score_file(
     ``out_path``: ad group id, keyword id, predicted value per click, model version. Returns the rows written."""
     source = pq.ParquetFile(features_path)
     rows = 0
-    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA) as writer:
+    with pq.ParquetWriter(out_path, PREDICTION_SCHEMA, **PREDICTION_WRITE_OPTIONS) as writer:
         batches = source.iter_batches(batch_size=batch_rows, columns=["ad_group_id", "keyword_id", "features"])
         for scored in score_batches(batches, model_bytes, digest):
-            version_column = pa.array([version] * scored.num_rows, type=pa.string())
-            writer.write_batch(pa.RecordBatch.from_arrays([*scored.columns, version_column], schema=PREDICTION_SCHEMA))
+            writer.write_batch(prediction_batch(*scored.columns[:2], scored.column(2).to_numpy(), version))
             rows += scored.num_rows
     return rows

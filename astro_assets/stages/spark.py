@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyspark.cloudpickle
 from pyspark.sql import DataFrame, SparkSession
 
-from astro_assets.core import analyst_rule, audit, editor, features, lagging, scoring
+from astro_assets.core import analyst_rule, audit, editor, features, lagging, scoring, worker
 
 # The executor-side modules travel by value: executors need numpy, pyarrow and onnxruntime only.
-for _module in (analyst_rule, audit, editor, features, lagging, scoring):
+for _module in (analyst_rule, audit, editor, features, lagging, scoring, worker):
     pyspark.cloudpickle.register_pickle_by_value(_module)
 
 
@@ -31,6 +31,7 @@ def run_shard_tasks(spark: SparkSession, shards: Iterable[int], task: Callable[[
         return {}
 
     def run(batches):
+        worker.reread_zip_archives_only_when_changed()  # for this worker's next tasks
         for batch in batches:
             for index in batch.column(0).to_pylist():
                 shard = shard_ids[index]
@@ -51,6 +52,7 @@ def map_files(
     each reading a run of consecutive files (many small files: a task costs more than a file)."""
 
     def run(batches):
+        worker.reread_zip_archives_only_when_changed()  # for this worker's next tasks
         for batch in batches:
             for index in batch.column(0).to_pylist():
                 yield from read(files[index])

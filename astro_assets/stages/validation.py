@@ -34,7 +34,7 @@ from pyspark.errors import PythonException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from astro_assets.core import audit
+from astro_assets.core import audit, worker
 from astro_assets.core.bid_rule import BidRule
 from astro_assets.core.features import KEYWORD_PAIR
 from astro_assets.stages.bids import removed_on_previous_day, removed_scored_keywords
@@ -310,6 +310,7 @@ def _joined_by_shard(
     margin, tolerance = rule.target_margin, MONEY_TOLERANCE
 
     def join(batches):
+        worker.reread_zip_archives_only_when_changed()  # as stages.spark's tasks do
         totals = audit.join_shards(batches, predictions, margin, tolerance, removed)
         yield pa.RecordBatch.from_arrays([pa.array([json.dumps(totals)])], names=["totals"])
 
