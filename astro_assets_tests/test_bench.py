@@ -53,6 +53,9 @@ def test_keeps_its_keys_and_adds_the_spreads(bench):
     assert figures["failed_checks"] == []
     # each cycle starts from the history alone: the same keywords scored, every check passing
     assert len({c["rows"] for c in figures["cycles"]}) == 1 and not any(c["failed_checks"] for c in figures["cycles"])
+    # ... in a process of its own, as a scheduled day's run (none is the bench's)
+    processes = {c["process_id"] for c in figures["cycles"]}
+    assert len(processes) == CYCLES and figures["bench_process_id"] not in processes
     times = [c["cycle_seconds"] for c in figures["cycles"]]
     assert figures["cycle_seconds_samples"] == times and figures["cycle_seconds_min"] == min(times)
     assert figures["cycle_seconds"] == pytest.approx(sum(times) / 2, abs=0.01)

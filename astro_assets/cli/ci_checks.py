@@ -50,19 +50,14 @@ def check_stored_day(day: dt.date, settings: Settings) -> tuple[list[Outcome], l
     """Every check's suite on ``day`` as published under ``settings.data_dir`` (nothing is
     materialised: the suites read the stored partitions in a Spark session of their own); returns the
     outcomes and the checks that could not run (with their error)."""
-    from pyspark.sql import SparkSession
-
     from astro_assets.core.bid_rule import BidRule
     from astro_assets.defs.checks import CHECK_SPECS
-    from astro_assets.defs.resources import spark_config
+    from astro_assets.defs.resources import spark_session
     from astro_assets.stages.validation import CheckInputs, run_suite
     from astro_assets.storage import DataLayout
 
     require_java()
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, value)
-    inputs = CheckInputs(builder.getOrCreate(), DataLayout(settings.data_dir), day, BidRule())
+    inputs = CheckInputs(spark_session(settings), DataLayout(settings.data_dir), day, BidRule())
     outcomes, errors = [], []
     for spec in CHECK_SPECS:
         try:

@@ -18,7 +18,7 @@ import time
 
 from astro_assets.cli.bench import PeakMemory
 from astro_assets.cli.environment import require_java
-from astro_assets.defs.resources import SyntheticKeywordSource, spark_config
+from astro_assets.defs.resources import SyntheticKeywordSource, spark_session
 from astro_assets.model.training import TrainingPlan
 from astro_assets.settings import DEFAULT_TRAINING_ROWS, load_settings
 from astro_assets.stages.training import train_on_window
@@ -74,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     require_java()
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local workers run this interpreter (as build_resources)
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, str(value))
-    spark = builder.getOrCreate()
+    spark = spark_session(settings)
     layout = DataLayout(settings.data_dir)
     end = dt.date.fromisoformat(args.end)
     truth = SyntheticKeywordSource(seed=settings.seed, keywords=settings.keywords).expected_value_per_click(end)

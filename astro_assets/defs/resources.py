@@ -144,6 +144,20 @@ def spark_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def spark_session(settings: Settings):
+    """A SparkSession configured as the ``pyspark`` resource configures it (``spark_config``), for the
+    command-line tools that run stages without Dagster: the CI checks, the training budget, the
+    bench's references."""
+    from pyspark.sql import SparkSession
+
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as build_resources
+    builder = SparkSession.builder
+    for key, value in spark_config(settings).items():
+        builder = builder.config(key, str(value))
+    return builder.getOrCreate()
+
+
 def from_env(name: str, value: Any) -> Any:
     """``dg.EnvVar(name)`` when ``value`` (already validated by ``settings``) came from the environment
     variable ``name``, so the launchpad and the resource view show where it came from; else ``value``
