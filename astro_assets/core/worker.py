@@ -5,7 +5,7 @@ their functions and of the globals those functions use, so a module-level cache 
 task. What must outlive a task (the onnxruntime session: the model is loaded once per worker) is
 kept in :func:`process_cache`, which the worker process holds in ``sys.modules``.
 
-Standard library only: this runs on the executors, before anything else of a task.
+Standard library only: this runs on the executors.
 """
 
 import os
