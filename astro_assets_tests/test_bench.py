@@ -56,6 +56,8 @@ def test_keeps_its_keys_and_adds_the_spreads(bench):
     # ... in a process of its own, as a scheduled day's run (none is the bench's)
     processes = {c["process_id"] for c in figures["cycles"]}
     assert len(processes) == CYCLES and figures["bench_process_id"] not in processes
+    # ... and so are the references (their Spark session ends before the next size's cycles)
+    assert figures["reference_process_id"] not in {*processes, figures["bench_process_id"]}
     times = [c["cycle_seconds"] for c in figures["cycles"]]
     assert figures["cycle_seconds_samples"] == times and figures["cycle_seconds_min"] == min(times)
     assert figures["cycle_seconds"] == pytest.approx(sum(times) / 2, abs=0.01)

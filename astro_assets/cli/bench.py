@@ -3,8 +3,9 @@ measured in the same run.
 
 Builds N keywords of synthetic history (days in parallel processes, not timed), runs the daily cycle
 for one new day through Dagster with the same assets and checks as production (raw -> preprocessed ->
-predictions -> bid file), then measures on the same features and the same model, ``--repeats`` times
-interleaved (the order rotates every repetition, so no path always runs first or on the warmest JVM):
+predictions -> bid file), then measures on the same features and the same model, in a process of its
+own, ``--repeats`` times interleaved (the order rotates every repetition, so no path always runs first
+or on the warmest JVM):
 
 - Astro: the ``daily_predictions`` code path (``stages.predict.score_day``);
 - the bound: onnxruntime alone on the features in memory, the best of a sweep of batch sizes and of
@@ -228,10 +229,12 @@ def run_cycle(keywords: int, day: dt.date, data_dir: Path, log=_say) -> dict:
 # -- the references, interleaved ------------------------------------------------------------------
 
 
-def measure_paths(layout, day: dt.date, model_bytes: bytes, scratch: Path, args, log) -> dict:
+def measure_paths(layout, day: dt.date, model_bytes: bytes, scratch: Path, args, log=_say) -> dict:
     """Every path ``args.repeats`` times on the same features, the order rotating each repetition;
     returns the samples (rows per second of ``predict`` and ``predict_batch_udf``, the bound sweep's
-    rates by set-up, the naive way's (rate, rows scored)) and the batch and row counts used."""
+    rates by set-up, the naive way's (rate, rows scored)), the batch and row counts used and the id of
+    the process that measured them. The bench runs it with ``in_own_process``: its Spark session (a JVM
+    and its Python workers, ~2 GB) ends with it instead of idling beside the next size's cycles."""
     from astro_assets.defs.resources import spark_session
     from astro_assets.model.throughput import bound_sweep
     from astro_assets.settings import load_settings
@@ -253,7 +256,12 @@ def measure_paths(layout, day: dt.date, model_bytes: bytes, scratch: Path, args,
         for name in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
             log(f"bench: repetition {r + 1}/{args.repeats}: {name}")
             samples[name].append(measure[name]())
-    return {"samples": samples, "predict_batch_rows": batch_rows, "bound_rows": len(features)}
+    return {
+        "samples": samples,
+        "predict_batch_rows": batch_rows,
+        "bound_rows": len(features),
+        "process_id": os.getpid(),
+    }
 
 
 def summarise(measured: dict) -> dict:
@@ -278,6 +286,7 @@ def summarise(measured: dict) -> dict:
         "predict_over_predict_batch_udf": rounded(spread([a / b for a, b in zip(predict, udf, strict=True)]), 3),
         "predict_batch_rows": measured["predict_batch_rows"],
         "bound_rows": measured["bound_rows"],
+        "reference_process_id": measured["process_id"],
     }
 
 
@@ -338,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     day = dt.date(2026, 3, 20)
-    log = lambda m: print(m, flush=True)  # noqa: E731
+    log = _say
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="astro-bench-"))
     try:
         from astro_assets.storage import DataLayout
@@ -351,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             cycles += run_cycles(n, day, root / str(n), model_bytes, args.history_workers, log, args.cycles)
             if args.repeats and n == reference:
                 with PeakMemory() as reference_memory:
-                    samples = measure_paths(DataLayout(root / str(n)), day, model_bytes, root, args, log)
+                    samples = in_own_process(measure_paths, DataLayout(root / str(n)), day, model_bytes, root, args)
                 measured, reference_peak = {"reference_keywords": n, **summarise(samples)}, reference_memory.peak
             if not args.data_dir:
                 shutil.rmtree(root / str(n), ignore_errors=True)  # a day of 100M keywords is ~50 GB of disk
