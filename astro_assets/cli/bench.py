@@ -347,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     day = dt.date(2026, 3, 20)
-    log = _say
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="astro-bench-"))
     try:
         from astro_assets.storage import DataLayout
@@ -357,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         measured, reference_peak = {}, 0
         reference = reference_size(args.keywords, args.reference_keywords)
         for n in args.keywords:
-            cycles += run_cycles(n, day, root / str(n), model_bytes, args.history_workers, log, args.cycles)
+            cycles += run_cycles(n, day, root / str(n), model_bytes, args.history_workers, _say, args.cycles)
             if args.repeats and n == reference:
                 with PeakMemory() as reference_memory:
                     samples = in_own_process(measure_paths, DataLayout(root / str(n)), day, model_bytes, root, args)
